@@ -1,0 +1,38 @@
+//! The controller's P4Runtime client.
+//!
+//! One [`DeviceSession`] per device keeps the StreamChannel open, takes part
+//! in primary election, reconnects with capped exponential backoff and
+//! carries writes, reads, pipeline pushes, packet I/O and digests. Entities
+//! are built and checked with [`solyx_p4runtime::P4InfoIndex`] before they are
+//! sent; [`reconcile`] turns "what the device should hold" into the minimal
+//! set of writes.
+//!
+//! Many sessions share one Tokio runtime; each runs one background task.
+
+mod error;
+mod pipeline;
+mod read;
+pub mod reconcile;
+mod session;
+mod transport;
+mod write;
+
+pub use error::{ClientError, UpdateError};
+pub use pipeline::{cookie_of, PipelineOutcome};
+pub use reconcile::{diff, Diff, ReconcileReport};
+pub use session::{Backoff, DeviceSession, Mastership, SessionConfig};
+pub use write::{Atomicity, WriteOptions};
+
+/// Election IDs are 128-bit in P4Runtime.
+pub type ElectionId = u128;
+
+pub(crate) fn to_uint128(v: ElectionId) -> solyx_p4runtime::proto::p4::v1::Uint128 {
+    solyx_p4runtime::proto::p4::v1::Uint128 {
+        high: (v >> 64) as u64,
+        low: v as u64,
+    }
+}
+
+pub(crate) fn from_uint128(v: &solyx_p4runtime::proto::p4::v1::Uint128) -> ElectionId {
+    (u128::from(v.high) << 64) | u128::from(v.low)
+}

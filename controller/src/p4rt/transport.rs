@@ -1,0 +1,73 @@
+//! Opening a gRPC channel to a device over TCP (`host:port`,
+//! `http://host:port`) or a Unix socket (`unix:/path/to/socket`).
+
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::ClientError;
+
+/// Connects to `addr`, failing after `timeout`.
+pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<Channel, String> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let path = path.to_string();
+        // tonic wants a URI even here; the connector ignores it.
+        let endpoint = Endpoint::from_static("http://[::]:50051").connect_timeout(timeout);
+        return endpoint
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
+            }))
+            .await
+            .map_err(|e| format!("{e}: {}", source_chain(&e)));
+    }
+    endpoint(addr)?
+        .connect_timeout(timeout)
+        .tcp_nodelay(true)
+        .http2_adaptive_window(true)
+        .connect()
+        .await
+        .map_err(|e| format!("{e}: {}", source_chain(&e)))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out.join(": ")
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, String> {
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Endpoint::from_shared(uri).map_err(|e| e.to_string())
+}
+
+/// Checks that `addr` is usable before any connection is tried.
+pub(crate) fn check_address(addr: &str) -> Result<(), ClientError> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(ClientError::Address {
+                addr: addr.into(),
+                reason: "empty socket path".into(),
+            });
+        }
+        return Ok(());
+    }
+    endpoint(addr)
+        .map(|_| ())
+        .map_err(|reason| ClientError::Address {
+            addr: addr.into(),
+            reason,
+        })
+}
