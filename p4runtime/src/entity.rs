@@ -571,10 +571,8 @@ impl<'a> TableEntryBuilder<'a> {
                 field: name.to_string(),
             });
         }
-        let full = low == [0] && canonical::bit_length(&high) == f.bitwidth && {
-            let ones = canonical::mask_prefix(&[0xff; 32], f.bitwidth as i32, f.bitwidth);
-            ones.is_ok_and(|o| canonical::cmp_uint(&o, &high).is_eq())
-        };
+        let all_ones = high.iter().map(|b| b.count_ones()).sum::<u32>() == f.bitwidth;
+        let full = low == [0] && canonical::bit_length(&high) == f.bitwidth && all_ones;
         if !full {
             self.push(
                 f.id,
@@ -710,6 +708,21 @@ impl<'a> TableEntryBuilder<'a> {
     pub fn build(self) -> Result<p4::Entity, EntityError> {
         Ok(p4::Entity {
             entity: Some(p4::entity::Entity::TableEntry(self.build_entry()?)),
+        })
+    }
+
+    /// Finishes the entry as a key only (for a delete or a read of one
+    /// entry): as [`Self::build`], but the entry needs no action.
+    ///
+    /// # Errors
+    /// Missing exact fields, a missing or needless priority.
+    pub fn build_key(mut self) -> Result<p4::Entity, EntityError> {
+        let keep = self.entry.action.take();
+        self.entry.action = Some(p4::TableAction::default());
+        let mut entry = self.build_entry()?;
+        entry.action = keep;
+        Ok(p4::Entity {
+            entity: Some(p4::entity::Entity::TableEntry(entry)),
         })
     }
 

@@ -14,6 +14,8 @@ mod pipeline;
 mod read;
 pub mod reconcile;
 mod session;
+pub mod show;
+pub mod spec;
 mod transport;
 mod write;
 
@@ -21,7 +23,7 @@ pub use error::{ClientError, UpdateError};
 pub use pipeline::{cookie_of, PipelineOutcome};
 pub use reconcile::{diff, Diff, ReconcileReport};
 pub use session::{Backoff, DeviceSession, Mastership, SessionConfig};
-pub use write::{Atomicity, WriteOptions};
+pub use write::{update, Atomicity, WriteOptions};
 
 /// Election IDs are 128-bit in P4Runtime.
 pub type ElectionId = u128;
