@@ -802,12 +802,10 @@ pub fn normalize(entity: &mut p4::Entity) {
             use p4::packet_replication_engine_entry::Type;
             match p.r#type.as_mut() {
                 Some(Type::MulticastGroupEntry(m)) => {
-                    m.replicas
-                        .sort_by(|a, b| replica_key(a).cmp(&replica_key(b)));
+                    m.replicas.sort_by_key(replica_key);
                 }
                 Some(Type::CloneSessionEntry(c)) => {
-                    c.replicas
-                        .sort_by(|a, b| replica_key(a).cmp(&replica_key(b)));
+                    c.replicas.sort_by_key(replica_key);
                 }
                 None => {}
             }

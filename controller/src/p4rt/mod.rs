@@ -8,6 +8,33 @@
 //! set of writes.
 //!
 //! Many sessions share one Tokio runtime; each runs one background task.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use solyx::p4rt::{DeviceSession, SessionConfig};
+//! use solyx_p4runtime::P4InfoIndex;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let index = P4InfoIndex::from_text(&std::fs::read_to_string("app.p4info.txtpb")?)?;
+//! let session = DeviceSession::start(SessionConfig::new("127.0.0.1:9559", 1, 10))?;
+//! session.wait_primary(Duration::from_secs(5)).await?;
+//! session.set_pipeline(index.p4info().clone(), Vec::new(), false).await?;
+//!
+//! let route = index
+//!     .table_entry("ipv4_route")?
+//!     .lpm("ipv4_dst", std::net::Ipv4Addr::new(10, 0, 2, 0), 24)?
+//!     .group(7)?
+//!     .build()?;
+//! for result in session.insert(vec![route.clone()]).await? {
+//!     result?; // one result per update, in order
+//! }
+//! let report = session.reconcile(&[route]).await?; // nothing left to write
+//! assert_eq!(report.inserted + report.modified + report.deleted, 0);
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod pipeline;
