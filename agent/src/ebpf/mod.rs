@@ -1,0 +1,69 @@
+//! The eBPF data path of a `solyx_fabric` switch: loading the programs built
+//! from `ebpf/` (embedded in the agent at build time), attaching them to
+//! interfaces, pinning their maps, and typed access to those maps.
+//!
+//! # What runs where
+//!
+//! The first stage of the fabric pipeline is a TC ingress program
+//! (`fabric_ingress`, crate `ebpf/fabric`) on every fabric port. It counts
+//! the packet on its port, forwards MPLS-labelled packets by their label
+//! (`MPLS_FORWARD`), pops the label on the last hop, rewrites the MACs and
+//! redirects the packet to the egress interface; everything else goes to
+//! the kernel for now. The map layout is documented in `ebpf/README.md` and
+//! on the types of [`common`].
+//!
+//! # Why TC and not XDP
+//!
+//! XDP would run earlier and faster, but a fabric switch must queue: links
+//! are shaped with tbf or htb on the egress port so that the controller's
+//! traffic engineering meets real queues and real congestion. A packet that
+//! XDP redirects (`XDP_REDIRECT`) goes straight to the egress driver's
+//! `ndo_xdp_xmit` and never passes the egress interface's qdisc, so shaping
+//! would see none of the forwarded traffic. `bpf_redirect` from TC ingress
+//! (without `BPF_F_INGRESS`) hands the skb to `dev_queue_xmit` on the egress
+//! interface: its qdisc enqueues, shapes and drops it like any other packet.
+//! There is a second, practical reason: on veth pairs (the test topologies
+//! and container links) an `XDP_REDIRECT` into a veth is dropped silently
+//! unless the peer runs an XDP program of its own or has GRO enabled, while
+//! a TC redirect works on any interface. TC also works on the skb, whose
+//! helpers can grow and shrink a packet (`bpf_skb_change_tail`,
+//! `bpf_skb_adjust_room`), which the pop and later INT need.
+//!
+//! # Lifetime and state
+//!
+//! Maps are pinned under `/sys/fs/bpf/solyx/<instance>/` (bpffs is mounted
+//! there if nothing is): a restarted agent reopens them and keeps its
+//! forwarding entries and counters; a pinned map whose layout differs from
+//! this agent's is recreated, losing its state, with a warning. The
+//! program and its TC links belong to the [`Fabric`] value: dropping it
+//! detaches the ports, which then pass traffic to the kernel until the
+//! next agent attaches again.
+//!
+//! # Built without the eBPF toolchain
+//!
+//! `agent/build.rs` builds `ebpf/` with nightly and bpf-linker. When they
+//! are missing the agent still builds, with an empty object, and
+//! [`Fabric::load`] answers [`Error::NotBuilt`]; [`is_built`] tells in
+//! advance.
+
+mod bpffs;
+mod error;
+mod fabric;
+
+pub use bpffs::{remove_instance, DEFAULT_PIN_ROOT};
+pub use error::Error;
+pub use fabric::Fabric;
+/// The map keys and values shared with the eBPF programs.
+pub use solyx_ebpf_common as common;
+
+/// The fabric object (`ebpf/fabric`, ELF for bpfel), embedded at build time;
+/// empty when the agent was built without the eBPF toolchain.
+fn fabric_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/solyx-fabric.o"))
+}
+
+/// Whether this agent binary carries the eBPF programs.
+#[must_use]
+pub fn is_built() -> bool {
+    !fabric_object().is_empty()
+}
