@@ -23,6 +23,8 @@ step "shortcoming marks carry a category"
 step "cargo test"
 # The Python wire-compatibility tests must run here, not skip.
 export SOLYX_REQUIRE_PY=1
+# The kernel tests (eBPF, namespaces) must run here too: CI is root.
+export SOLYX_REQUIRE_ROOT=1
 export SOLYX_P4RT_PYTHON="$PWD/.venv-p4rt/bin/python"
 export SOLYX_SHELL_PYTHON="$PWD/.venv-shell/bin/python"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt

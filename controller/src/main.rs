@@ -116,6 +116,17 @@ enum P4rtCommand {
         #[arg(long)]
         default: bool,
     },
+    /// Make the device hold exactly the entities of a desired-state file
+    /// (YAML: members, groups, entries): reads what it holds and writes only
+    /// the difference, deleting what the file does not list.
+    Apply {
+        /// The desired-state file.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+        /// Show what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Read table entries (all tables, or one).
     Read {
         /// Table name or alias; all tables when absent.
@@ -340,6 +351,45 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
             }
             if !args.json {
                 println!("ok");
+            }
+        }
+        P4rtCommand::Apply { file, dry_run } => {
+            let index = device_index(&session).await?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let desired = solyx::p4rt::desired::parse(&index, &text)
+                .with_context(|| format!("{}", file.display()))?;
+            session
+                .wait_primary(Duration::from_secs(args.timeout))
+                .await?;
+            let (inserted, modified, deleted, failed) = if *dry_run {
+                let held = session
+                    .read(solyx::p4rt::reconcile::wildcards(&desired))
+                    .await?;
+                let d = solyx::p4rt::diff(&desired, &held);
+                (d.insert.len(), d.modify.len(), d.delete.len(), Vec::new())
+            } else {
+                let r = session.reconcile(&desired).await?;
+                let failed: Vec<String> = r.failed.iter().map(|(_, e)| e.to_string()).collect();
+                (r.inserted, r.modified, r.deleted, failed)
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"desired": desired.len(), "inserted": inserted, "modified": modified, "deleted": deleted, "failed": failed, "dry_run": dry_run})
+                );
+            } else {
+                let verb = if *dry_run { "would write" } else { "wrote" };
+                println!(
+                    "{} entities desired; {verb}: {inserted} inserted, {modified} modified, {deleted} deleted",
+                    desired.len()
+                );
+                for f in &failed {
+                    println!("  refused: {f}");
+                }
+            }
+            if !failed.is_empty() {
+                bail!("the device refused {} updates", failed.len());
             }
         }
         P4rtCommand::Read { table } => {

@@ -21,6 +21,7 @@
 #include "include/control/ingress.p4"
 #include "include/control/egress.p4"
 
+@pkginfo(name="solyx_fabric", version="0.1.0")
 V1Switch(
     FabricParser(),
     FabricVerifyChecksum(),

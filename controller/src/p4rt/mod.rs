@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+pub mod desired;
 mod error;
 mod pipeline;
 mod read;

@@ -182,7 +182,10 @@ pub fn diff(desired: &[p4::Entity], actual: &[p4::Entity]) -> Diff {
     out
 }
 
-fn wildcards(desired: &[p4::Entity]) -> Vec<p4::Entity> {
+/// The wildcard reads that fetch everything reconciliation compares with
+/// `desired`: every table, and the action profiles `desired` uses.
+#[must_use]
+pub fn wildcards(desired: &[p4::Entity]) -> Vec<p4::Entity> {
     use p4::entity::Entity as E;
     let mut out = vec![p4::Entity {
         entity: Some(E::TableEntry(p4::TableEntry::default())),
@@ -197,6 +200,21 @@ fn wildcards(desired: &[p4::Entity]) -> Vec<p4::Entity> {
         .collect();
     profiles.sort_unstable();
     profiles.dedup();
+    // Wildcard reads do not return default entries: ask for each one the
+    // desired state sets.
+    for e in desired {
+        if let Some(E::TableEntry(t)) = &e.entity {
+            if t.is_default_action {
+                out.push(p4::Entity {
+                    entity: Some(E::TableEntry(p4::TableEntry {
+                        table_id: t.table_id,
+                        is_default_action: true,
+                        ..Default::default()
+                    })),
+                });
+            }
+        }
+    }
     for action_profile_id in profiles {
         out.push(p4::Entity {
             entity: Some(E::ActionProfileGroup(p4::ActionProfileGroup {

@@ -75,7 +75,7 @@ impl DeviceSession {
     /// As [`Self::write`].
     pub async fn write_with(
         &self,
-        mut updates: Vec<p4::Update>,
+        updates: Vec<p4::Update>,
         options: WriteOptions,
     ) -> Result<Vec<Result<(), UpdateError>>, ClientError> {
         self.require_primary()?;
@@ -83,9 +83,9 @@ impl DeviceSession {
         let mut results = Vec::with_capacity(updates.len());
         let batch = options.batch_size.max(1);
         let span = self.inner.span.clone();
-        while !updates.is_empty() {
-            let rest = updates.split_off(batch.min(updates.len()));
-            let chunk = std::mem::replace(&mut updates, rest);
+        let mut pending = updates.into_iter().peekable();
+        while pending.peek().is_some() {
+            let chunk: Vec<p4::Update> = pending.by_ref().take(batch).collect();
             let n = chunk.len();
             let request = p4::WriteRequest {
                 device_id: self.device_id(),
