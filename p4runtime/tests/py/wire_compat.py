@@ -1,7 +1,7 @@
 """Wire-compatibility corpus for Solyx's P4Runtime bindings.
 
 The official P4Runtime Python bindings (the ``p4runtime`` package on PyPI)
-build a corpus of messages. The Rust test ``p4runtime/tests/wire_compat.rs``
+build a corpus of messages. The Rust test ``p4runtime/tests/wire_compat/``
 builds the same corpus with prost, and the two sides exchange serialized
 bytes through a directory, one file ``<case>.bin`` per case.
 
