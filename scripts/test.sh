@@ -28,3 +28,7 @@ export SOLYX_REQUIRE_ROOT=1
 export SOLYX_P4RT_PYTHON="$PWD/.venv-p4rt/bin/python"
 export SOLYX_SHELL_PYTHON="$PWD/.venv-shell/bin/python"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+
+# One closing line for the whole run: the sum over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
