@@ -1,5 +1,6 @@
 //! P4Runtime v1 for Solyx: the generated protobuf messages and gRPC service,
 //! plus the vocabulary both sides of the protocol share.
+#![deny(missing_docs)]
 
 pub mod canonical;
 pub mod entity;
