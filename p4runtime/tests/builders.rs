@@ -421,3 +421,63 @@ fn groups_members_and_packet_metadata() {
     );
     assert_eq!(named, vec![("ingress_port".to_string(), vec![4])]);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use solyx_p4runtime::entity::normalize;
+
+    proptest! {
+        /// A label is accepted exactly when it fits the 20-bit field, and
+        /// the entry is already in normal form.
+        #[test]
+        fn exact_values_are_accepted_iff_they_fit(label in any::<u32>()) {
+            let ix = index();
+            let b = ix.table_entry("mpls_forward").unwrap().exact("mpls_label", label);
+            prop_assert_eq!(b.is_ok(), label < (1 << 20));
+            if let Ok(b) = b {
+                let a = ix.action("mpls_out").unwrap().param("port", 1u8).unwrap().param("pop", 0u8).unwrap();
+                let e = b.action(a.build().unwrap()).unwrap().build().unwrap();
+                let mut n = e.clone();
+                normalize(&mut n);
+                prop_assert_eq!(n, e);
+            }
+        }
+
+        /// LPM and ternary entries built from any value are normal, and
+        /// padding the values as a device might does not change the normal form.
+        #[test]
+        fn built_entries_are_normal_and_padding_insensitive(
+            addr in any::<u32>(), len in 1i32..=32, mask in any::<u32>(), pad in 0usize..4,
+        ) {
+            let ix = index();
+            let route = ix.table_entry("ipv4_route").unwrap()
+                .lpm("ipv4_dst", addr, len).unwrap().member(1).unwrap().build().unwrap();
+            let acl = ix.table_entry("acl").unwrap()
+                .ternary("ipv4_dst", addr, mask).unwrap().priority(1)
+                .action(ix.action("punt").unwrap().build().unwrap()).unwrap().build().unwrap();
+            for e in [route, acl] {
+                let mut padded = e.clone();
+                if let Some(p4::entity::Entity::TableEntry(t)) = padded.entity.as_mut() {
+                    for m in &mut t.r#match {
+                        match m.field_match_type.as_mut() {
+                            Some(p4::field_match::FieldMatchType::Lpm(l)) => {
+                                let mut v = vec![0; pad];
+                                v.extend(&l.value);
+                                l.value = v;
+                            }
+                            Some(p4::field_match::FieldMatchType::Ternary(x)) => {
+                                let mut v = vec![0; pad];
+                                v.extend(&x.value);
+                                x.value = v;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                normalize(&mut padded);
+                prop_assert_eq!(padded, e);
+            }
+        }
+    }
+}
