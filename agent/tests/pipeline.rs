@@ -206,7 +206,8 @@ async fn a_new_pipeline_clears_the_store_unless_reconciled() {
         2
     );
 
-    // set_port gains a parameter: the entries no longer fit, dropped.
+    // set_port gains a parameter: the entries no longer fit, so the
+    // reconcile is refused and both the pipeline and the entries stay.
     let mut changed = p4info();
     changed.actions[1]
         .params
@@ -216,7 +217,7 @@ async fn a_new_pipeline_clears_the_store_unless_reconciled() {
             bitwidth: 12,
             ..Default::default()
         });
-    push_pipeline(
+    let err = push_pipeline(
         &mut h.client,
         10,
         changed,
@@ -224,11 +225,16 @@ async fn a_new_pipeline_clears_the_store_unless_reconciled() {
         Some(10),
     )
     .await
-    .unwrap();
-    assert!(read(&mut h.client, vec![wildcard(T_L2)])
-        .await
-        .unwrap()
-        .is_empty());
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("vlan"), "{}", err.message());
+    assert_eq!(
+        read(&mut h.client, vec![wildcard(T_L2)])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A plain commit clears the store.
     set_pipeline(&mut h.client, 10).await;

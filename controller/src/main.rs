@@ -15,6 +15,25 @@ use solyx::p4rt::{show, spec, DeviceSession, SessionConfig};
 use solyx_p4runtime::proto::p4::v1 as p4;
 use solyx_p4runtime::P4InfoIndex;
 
+/// Prints a line to stdout; a closed stdout (`solyx … | head`) ends the
+/// program quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// Prints a line to stderr, ignoring a closed stderr.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "solyx",
@@ -151,10 +170,15 @@ enum EntryOp {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    // SOLYX_LOG (or RUST_LOG) takes tracing filter directives, e.g. `info`
+    // or `solyx=debug`; warnings only by default.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOLYX_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -172,7 +196,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -181,11 +205,21 @@ async fn main() -> ExitCode {
 /// Reads a P4Info file, in text or binary form.
 fn read_p4info(path: &PathBuf) -> Result<P4InfoIndex> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!("P4Info {} is empty", path.display());
+    }
     let index = match std::str::from_utf8(&bytes) {
         Ok(text) => P4InfoIndex::from_text(text),
         Err(_) => P4InfoIndex::from_binary(&bytes),
     };
-    index.with_context(|| format!("P4Info {}", path.display()))
+    let index = index.with_context(|| format!("P4Info {}", path.display()))?;
+    if index.tables.is_empty() && index.actions.is_empty() {
+        bail!(
+            "P4Info {} declares no tables and no actions: nothing to program",
+            path.display()
+        );
+    }
+    Ok(index)
 }
 
 async fn connect(args: &P4rtArgs) -> Result<DeviceSession> {
@@ -237,12 +271,12 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 .await?;
             let (arch, name) = index.package();
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({ "outcome": format!("{outcome:?}"), "arch": arch, "name": name })
                 );
             } else {
-                println!("pipeline {name} ({arch}): {outcome:?}");
+                out!("pipeline {name} ({arch}): {outcome:?}");
             }
         }
         P4rtCommand::PipelineGet { out } => {
@@ -253,18 +287,19 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
             let index = device_index(&session).await?;
             let (arch, name) = index.package();
             let cookie = config.cookie.map(|c| c.cookie);
+            let cookie_text = cookie.map_or_else(|| "none".to_string(), |c| format!("{c:#018x}"));
             if let Some(out) = out {
                 let text = solyx_p4runtime::p4info::to_text(index.p4info())?;
                 std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
             }
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({ "name": name, "arch": arch, "cookie": cookie, "tables": index.tables.len(), "actions": index.actions.len() })
                 );
             } else {
-                println!(
-                    "pipeline {name} ({arch}) cookie {cookie:?}: {} tables, {} actions",
+                out!(
+                    "pipeline {name} ({arch}) cookie {cookie_text}: {} tables, {} actions",
                     index.tables.len(),
                     index.actions.len()
                 );
@@ -291,14 +326,16 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                     .iter()
                     .map(|(n, id, size, f, a)| serde_json::json!({"table": n, "id": id, "size": size, "match": f, "actions": a}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                out!("{}", serde_json::Value::Array(v));
             } else {
-                println!(
+                out!(
                     "{:<28} {:>10} {:>7}  MATCH / ACTIONS",
-                    "TABLE", "ID", "SIZE"
+                    "TABLE",
+                    "ID",
+                    "SIZE"
                 );
                 for (n, id, size, f, a) in rows {
-                    println!(
+                    out!(
                         "{n:<28} {id:>10} {size:>7}  {} / {}",
                         f.join(" "),
                         a.join(" ")
@@ -350,7 +387,7 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 })?;
             }
             if !args.json {
-                println!("ok");
+                out!("ok");
             }
         }
         P4rtCommand::Apply { file, dry_run } => {
@@ -363,10 +400,21 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 .wait_primary(Duration::from_secs(args.timeout))
                 .await?;
             let (inserted, modified, deleted, failed) = if *dry_run {
+                let dangling = solyx::p4rt::reconcile::dangling_references(&desired);
+                if !dangling.is_empty() {
+                    bail!("{}: {}", file.display(), dangling.join("; "));
+                }
                 let held = session
                     .read(solyx::p4rt::reconcile::wildcards(&desired))
                     .await?;
                 let d = solyx::p4rt::diff(&desired, &held);
+                if !args.json {
+                    for (mark, list) in [("+", &d.insert), ("~", &d.modify), ("-", &d.delete)] {
+                        for e in list {
+                            out!("{mark} {}", show::entity_line(&index, e));
+                        }
+                    }
+                }
                 (d.insert.len(), d.modify.len(), d.delete.len(), Vec::new())
             } else {
                 let r = session.reconcile(&desired).await?;
@@ -374,18 +422,18 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 (r.inserted, r.modified, r.deleted, failed)
             };
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"desired": desired.len(), "inserted": inserted, "modified": modified, "deleted": deleted, "failed": failed, "dry_run": dry_run})
                 );
             } else {
                 let verb = if *dry_run { "would write" } else { "wrote" };
-                println!(
+                out!(
                     "{} entities desired; {verb}: {inserted} inserted, {modified} modified, {deleted} deleted",
                     desired.len()
                 );
                 for f in &failed {
-                    println!("  refused: {f}");
+                    out!("  refused: {f}");
                 }
             }
             if !failed.is_empty() {
@@ -403,17 +451,52 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 None => 0,
             };
             let entries = session.read_table(table_id).await?;
+            // Without --table, the action-profile members and groups too.
+            let mut profile_reads = Vec::new();
+            if table.is_none() {
+                for p in index.action_profiles.iter() {
+                    use solyx_p4runtime::proto::p4::v1::entity::Entity as E;
+                    profile_reads.push(p4::Entity {
+                        entity: Some(E::ActionProfileMember(p4::ActionProfileMember {
+                            action_profile_id: p.id,
+                            ..Default::default()
+                        })),
+                    });
+                    profile_reads.push(p4::Entity {
+                        entity: Some(E::ActionProfileGroup(p4::ActionProfileGroup {
+                            action_profile_id: p.id,
+                            ..Default::default()
+                        })),
+                    });
+                }
+            }
+            let profiles = if profile_reads.is_empty() {
+                Vec::new()
+            } else {
+                session.read(profile_reads).await?
+            };
             if args.json {
                 let v: Vec<_> = entries
                     .iter()
                     .map(|t| show::table_entry_json(&index, t))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                let p: Vec<_> = profiles
+                    .iter()
+                    .map(|e| show::entity_line(&index, e))
+                    .collect();
+                out!("{}", serde_json::json!({ "entries": v, "profiles": p }));
             } else {
-                for t in &entries {
-                    println!("{}", show::table_entry_line(&index, t));
+                for e in &profiles {
+                    out!("{}", show::entity_line(&index, e));
                 }
-                eprintln!("{} entries", entries.len());
+                for t in &entries {
+                    out!("{}", show::table_entry_line(&index, t));
+                }
+                note!(
+                    "{} entries, {} members and groups",
+                    entries.len(),
+                    profiles.len()
+                );
             }
         }
         P4rtCommand::Counter { name, index: cell } => {
@@ -436,11 +519,11 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                     .iter()
                     .map(|(i, p, b)| serde_json::json!({"index": i, "packets": p, "bytes": b}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                out!("{}", serde_json::Value::Array(v));
             } else {
-                println!("{:>6} {:>14} {:>16}", "INDEX", "PACKETS", "BYTES");
+                out!("{:>6} {:>14} {:>16}", "INDEX", "PACKETS", "BYTES");
                 for (i, p, b) in rows {
-                    println!("{i:>6} {p:>14} {b:>16}");
+                    out!("{i:>6} {p:>14} {b:>16}");
                 }
             }
         }

@@ -289,6 +289,39 @@ async fn per_update_errors_come_back_one_per_update_in_order() {
 }
 
 #[tokio::test]
+async fn a_large_batch_of_failures_still_reports_every_update() {
+    let d = device(1).await;
+    let (s, ix) = with_pipeline(&d, 10).await;
+    // 1000 routes to a group that does not exist: every update fails, and
+    // the errors must arrive as per-update results, not a transport error.
+    let routes: Vec<_> = (0..1000u32)
+        .map(|i| {
+            ix.table_entry("ipv4_route")
+                .unwrap()
+                .lpm("ipv4_dst", (10u32 << 24) | (i << 8), 24)
+                .unwrap()
+                .group(77)
+                .unwrap()
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let results = s.insert(routes).await.unwrap();
+    assert_eq!(results.len(), 1000);
+    for r in &results {
+        assert_eq!(r.as_ref().unwrap_err().code, tonic::Code::NotFound);
+    }
+    assert!(
+        results[0].as_ref().unwrap_err().message.contains("77"),
+        "{:?}",
+        results[0]
+    );
+    assert!(s.is_primary(), "the session survives");
+    s.close();
+    d.server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn writes_are_batched_and_all_arrive() {
     let d = device(1).await;
     let mut cfg = config(&d, 1, 10);
@@ -458,6 +491,38 @@ async fn reconcile_writes_only_the_difference_and_a_restart_writes_nothing() {
         applied,
         "the data plane saw no change"
     );
+    s.close();
+    d.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_desired_state_with_duplicates_or_dangling_references_writes_nothing() {
+    let d = device(1).await;
+    let (s, ix) = with_pipeline(&d, 10).await;
+    all_ok(
+        s.insert(vec![mpls(&ix, 1, 1), mpls(&ix, 2, 2)])
+            .await
+            .unwrap(),
+    );
+    let applied = d.dataplane.changes_applied();
+
+    let err = s
+        .reconcile(&[mpls(&ix, 5, 1), mpls(&ix, 5, 2)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("entities 0 and 1"), "{err}");
+    let err = s
+        .reconcile(&[member(&ix, 1, 1), group(&ix, 10, &[(1, 1), (9, 1)])])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("member 9"), "{err}");
+
+    assert_eq!(
+        d.dataplane.changes_applied(),
+        applied,
+        "nothing was written"
+    );
+    assert_eq!(s.read_all_tables().await.unwrap().len(), 2);
     s.close();
     d.server.stop().await.unwrap();
 }

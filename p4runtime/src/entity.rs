@@ -42,14 +42,16 @@ pub enum EntityError {
         given: MatchKind,
     },
     /// A value does not fit its field or parameter.
-    #[error("{owner:?} field {field:?}: {source}")]
+    #[error("{owner:?} {kind} {field:?}: {problem}")]
     Value {
         /// Table, action or header name.
         owner: String,
         /// Field or parameter name.
         field: String,
         /// What is wrong with the value.
-        source: ValueError,
+        problem: ValueError,
+        /// "field", "parameter" or "metadata field".
+        kind: &'static str,
     },
     /// The same field was given twice.
     #[error("table {table:?} field {field:?} is given twice")]
@@ -138,10 +140,19 @@ pub enum EntityError {
 }
 
 fn value_err<'a>(owner: &'a str, field: &'a str) -> impl FnOnce(ValueError) -> EntityError + 'a {
-    move |source| EntityError::Value {
+    value_err_of(owner, "field", field)
+}
+
+fn value_err_of<'a>(
+    owner: &'a str,
+    kind: &'static str,
+    field: &'a str,
+) -> impl FnOnce(ValueError) -> EntityError + 'a {
+    move |problem| EntityError::Value {
+        kind,
         owner: owner.to_string(),
         field: field.to_string(),
-        source,
+        problem,
     }
 }
 
@@ -177,8 +188,11 @@ impl<'a> ActionBuilder<'a> {
                 problem: "given twice",
             });
         }
-        let value = canonical::fit(&value.to_bytes(), p.bitwidth)
-            .map_err(value_err(&self.info.name, name))?;
+        let value = canonical::fit(&value.to_bytes(), p.bitwidth).map_err(value_err_of(
+            &self.info.name,
+            "parameter",
+            name,
+        ))?;
         self.params.push(p4::action::Param {
             param_id: p.id,
             value,
@@ -376,8 +390,11 @@ impl P4InfoIndex {
                     name: format!("{}.{}", h.name, name),
                 }
             })?;
-            let value =
-                canonical::fit(&value.to_bytes(), m.bitwidth).map_err(value_err(&h.name, name))?;
+            let value = canonical::fit(&value.to_bytes(), m.bitwidth).map_err(value_err_of(
+                &h.name,
+                "metadata field",
+                name,
+            ))?;
             out.push(p4::PacketMetadata {
                 metadata_id: m.id,
                 value,
@@ -613,7 +630,8 @@ impl<'a> TableEntryBuilder<'a> {
         if self.table.implementation_id.is_some() {
             return Err(EntityError::Implementation {
                 table: self.table.name.clone(),
-                problem: "implemented by an action profile: use member() or group()",
+                problem:
+                    "is implemented by an action profile: give a member or a group, not an action",
             });
         }
         self.index.check_action_in_table(
@@ -684,7 +702,7 @@ impl<'a> TableEntryBuilder<'a> {
         match prof {
             None => Err(EntityError::Implementation {
                 table: self.table.name.clone(),
-                problem: "has no action profile: use action()",
+                problem: "has no action profile: give an action, not a member or group",
             }),
             Some(p) if selector && !p.with_selector => Err(EntityError::Implementation {
                 table: self.table.name.clone(),

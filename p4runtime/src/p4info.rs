@@ -46,6 +46,32 @@ pub enum P4InfoError {
         /// The missing ID.
         id: u32,
     },
+    /// An entity has ID 0, which P4Runtime reserves for wildcards.
+    #[error("{kind} {name:?} has ID 0, which P4Runtime reserves for wildcards")]
+    ZeroId {
+        /// Entity kind.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// Two entities of one kind share a name.
+    #[error("two {kind}s are named {name:?}")]
+    DuplicateName {
+        /// Entity kind.
+        kind: &'static str,
+        /// The shared name.
+        name: String,
+    },
+    /// A field or parameter has no width and no translated type.
+    #[error("{owner:?} {field:?} has bit width {bitwidth}")]
+    BadWidth {
+        /// Table, action or header name.
+        owner: String,
+        /// Field or parameter name.
+        field: String,
+        /// The width given.
+        bitwidth: i32,
+    },
     /// A match field has a kind P4Runtime does not define.
     #[error("table {table:?} field {field:?} has no usable match type")]
     BadMatchType {
@@ -374,7 +400,21 @@ impl P4InfoIndex {
     /// A [`P4InfoError`] naming the first entity that is wrong.
     pub fn new(p4info: cfg::P4Info) -> Result<Self, P4InfoError> {
         let mut ids: HashMap<u32, String> = HashMap::new();
-        let mut claim = |id: u32, name: &str| -> Result<(), P4InfoError> {
+        let mut names: std::collections::HashSet<(&'static str, String)> =
+            std::collections::HashSet::new();
+        let mut claim_as = |kind: &'static str, id: u32, name: &str| -> Result<(), P4InfoError> {
+            if id == 0 {
+                return Err(P4InfoError::ZeroId {
+                    kind,
+                    name: name.to_string(),
+                });
+            }
+            if !names.insert((kind, name.to_string())) {
+                return Err(P4InfoError::DuplicateName {
+                    kind,
+                    name: name.to_string(),
+                });
+            }
             if let Some(first) = ids.insert(id, name.to_string()) {
                 return Err(P4InfoError::DuplicateId {
                     id,
@@ -388,16 +428,19 @@ impl P4InfoIndex {
         let mut actions = Catalog::default();
         for (i, a) in p4info.actions.iter().enumerate() {
             let p = preamble(a.preamble.as_ref(), "action", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("action", p.id, &p.name)?;
             let params = a
                 .params
                 .iter()
-                .map(|q| ParamInfo {
-                    id: q.id,
-                    name: q.name.clone(),
-                    bitwidth: width(q.bitwidth),
+                .map(|q| {
+                    check_width(&p.name, &q.name, q.bitwidth, &q.type_name)?;
+                    Ok(ParamInfo {
+                        id: q.id,
+                        name: q.name.clone(),
+                        bitwidth: width(q.bitwidth),
+                    })
                 })
-                .collect();
+                .collect::<Result<_, P4InfoError>>()?;
             let info = ActionInfo {
                 id: p.id,
                 name: p.name.clone(),
@@ -410,7 +453,7 @@ impl P4InfoIndex {
         let mut tables = Catalog::default();
         for (i, t) in p4info.tables.iter().enumerate() {
             let p = preamble(t.preamble.as_ref(), "table", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("table", p.id, &p.name)?;
             let mut match_fields = Vec::with_capacity(t.match_fields.len());
             for f in &t.match_fields {
                 let kind = match &f.r#match {
@@ -437,6 +480,7 @@ impl P4InfoIndex {
                         })
                     }
                 };
+                check_width(&p.name, &f.name, f.bitwidth, &f.type_name)?;
                 match_fields.push(MatchFieldInfo {
                     id: f.id,
                     name: f.name.clone(),
@@ -492,7 +536,7 @@ impl P4InfoIndex {
         let mut action_profiles = Catalog::default();
         for (i, a) in p4info.action_profiles.iter().enumerate() {
             let p = preamble(a.preamble.as_ref(), "action profile", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("action profile", p.id, &p.name)?;
             for t in &a.table_ids {
                 if tables.by_id(*t).is_none() {
                     return Err(P4InfoError::DanglingRef {
@@ -528,13 +572,13 @@ impl P4InfoIndex {
         let mut counters = Catalog::default();
         for (i, c) in p4info.counters.iter().enumerate() {
             let p = preamble(c.preamble.as_ref(), "counter", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("counter", p.id, &p.name)?;
             counters.insert(p.id, &p.name, &p.alias, resource(p, c.size, None));
         }
         let mut direct_counters = Catalog::default();
         for (i, c) in p4info.direct_counters.iter().enumerate() {
             let p = preamble(c.preamble.as_ref(), "direct counter", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("direct counter", p.id, &p.name)?;
             check_table(&tables, &p.name, c.direct_table_id)?;
             let r = resource(p, 0, Some(c.direct_table_id));
             direct_counters.insert(p.id, &p.name, &p.alias, r);
@@ -542,13 +586,13 @@ impl P4InfoIndex {
         let mut meters = Catalog::default();
         for (i, m) in p4info.meters.iter().enumerate() {
             let p = preamble(m.preamble.as_ref(), "meter", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("meter", p.id, &p.name)?;
             meters.insert(p.id, &p.name, &p.alias, resource(p, m.size, None));
         }
         let mut direct_meters = Catalog::default();
         for (i, m) in p4info.direct_meters.iter().enumerate() {
             let p = preamble(m.preamble.as_ref(), "direct meter", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("direct meter", p.id, &p.name)?;
             check_table(&tables, &p.name, m.direct_table_id)?;
             let r = resource(p, 0, Some(m.direct_table_id));
             direct_meters.insert(p.id, &p.name, &p.alias, r);
@@ -556,7 +600,7 @@ impl P4InfoIndex {
         let mut registers = Catalog::default();
         for (i, r) in p4info.registers.iter().enumerate() {
             let p = preamble(r.preamble.as_ref(), "register", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("register", p.id, &p.name)?;
             registers.insert(
                 p.id,
                 &p.name,
@@ -567,13 +611,13 @@ impl P4InfoIndex {
         let mut digests = Catalog::default();
         for (i, d) in p4info.digests.iter().enumerate() {
             let p = preamble(d.preamble.as_ref(), "digest", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("digest", p.id, &p.name)?;
             digests.insert(p.id, &p.name, &p.alias, resource(p, 0, None));
         }
         let mut packet_metadata = Catalog::default();
         for (i, c) in p4info.controller_packet_metadata.iter().enumerate() {
             let p = preamble(c.preamble.as_ref(), "controller packet metadata", i)?;
-            claim(p.id, &p.name)?;
+            claim_as("controller packet metadata", p.id, &p.name)?;
             let metadata = c
                 .metadata
                 .iter()
@@ -640,6 +684,24 @@ impl P4InfoIndex {
     }
 }
 
+fn check_width(
+    owner: &str,
+    field: &str,
+    bitwidth: i32,
+    type_name: &Option<cfg::P4NamedType>,
+) -> Result<(), P4InfoError> {
+    // Width 0 is only meaningful for translated (string) types.
+    let translated = type_name.is_some();
+    if bitwidth < 0 || (bitwidth == 0 && !translated) {
+        return Err(P4InfoError::BadWidth {
+            owner: owner.to_string(),
+            field: field.to_string(),
+            bitwidth,
+        });
+    }
+    Ok(())
+}
+
 fn check_table(tables: &Catalog<TableInfo>, owner: &str, id: u32) -> Result<(), P4InfoError> {
     if tables.by_id(id).is_none() {
         return Err(P4InfoError::DanglingRef {
@@ -661,10 +723,31 @@ pub fn parse_text(text: &str) -> Result<cfg::P4Info, P4InfoError> {
     let desc = pool
         .get_message_by_name("p4.config.v1.P4Info")
         .ok_or_else(|| P4InfoError::Parse("embedded descriptors lack P4Info".into()))?;
-    let dynamic = DynamicMessage::parse_text_format(desc, text)
-        .map_err(|e| P4InfoError::Parse(e.to_string()))?;
+    let dynamic = DynamicMessage::parse_text_format(desc, text).map_err(|e| {
+        use miette::Diagnostic;
+        // Say where: line and column of the first labelled span.
+        let at = e
+            .labels()
+            .and_then(|mut l| l.next())
+            .map(|span| line_col(text, span.offset()))
+            .map_or_else(String::new, |(line, col)| {
+                format!("line {line} column {col}: ")
+            });
+        P4InfoError::Parse(format!("{at}{e}"))
+    })?;
     cfg::P4Info::decode(dynamic.encode_to_vec().as_slice())
         .map_err(|e| P4InfoError::Parse(e.to_string()))
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, col)
 }
 
 /// Writes P4Info in protobuf text format, as `p4c` would.

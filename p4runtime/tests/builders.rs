@@ -76,9 +76,10 @@ fn text_round_trip_keeps_the_p4info() {
 
 #[test]
 fn broken_p4info_is_refused_with_the_place() {
-    let err =
-        P4InfoIndex::from_text("tables { preamble { id: 1 name: \"t\" } size: x }").unwrap_err();
+    let text = "tables {\n  preamble { id: 1 name: \"t\" }\n  size: x\n}";
+    let err = P4InfoIndex::from_text(text).unwrap_err();
     assert!(matches!(err, P4InfoError::Parse(_)), "{err}");
+    assert!(err.to_string().contains("line 3 column 9"), "{err}");
 
     let mut p = index().p4info().clone();
     p.actions[1].preamble.as_mut().unwrap().id = p.actions[0].preamble.as_ref().unwrap().id;
@@ -96,6 +97,39 @@ fn broken_p4info_is_refused_with_the_place() {
             id: 99
         }
     );
+}
+
+#[test]
+fn p4info_with_zero_ids_duplicate_names_or_no_widths_is_refused() {
+    let mut p = index().p4info().clone();
+    p.tables[0].preamble.as_mut().unwrap().id = 0;
+    assert!(matches!(
+        P4InfoIndex::new(p).unwrap_err(),
+        P4InfoError::ZeroId { kind: "table", .. }
+    ));
+
+    let mut p = index().p4info().clone();
+    let name = p.tables[0].preamble.as_ref().unwrap().name.clone();
+    p.tables[1].preamble.as_mut().unwrap().name = name.clone();
+    assert_eq!(
+        P4InfoIndex::new(p).unwrap_err(),
+        P4InfoError::DuplicateName {
+            kind: "table",
+            name
+        }
+    );
+
+    let mut p = index().p4info().clone();
+    p.tables[0].match_fields[0].bitwidth = 0;
+    let err = P4InfoIndex::new(p).unwrap_err();
+    assert!(err.to_string().contains("mpls_label"), "{err}");
+
+    let mut p = index().p4info().clone();
+    p.actions[0].params[0].bitwidth = -3;
+    assert!(matches!(
+        P4InfoIndex::new(p).unwrap_err(),
+        P4InfoError::BadWidth { .. }
+    ));
 }
 
 #[test]

@@ -101,6 +101,10 @@ pub enum StoreError {
     /// Undone because another update of the same ROLLBACK_ON_ERROR batch failed.
     #[error("rolled back: another update of this batch failed")]
     RolledBack,
+    /// RECONCILE_AND_COMMIT refused: some installed entities would not
+    /// survive the new pipeline.
+    #[error("RECONCILE_AND_COMMIT refused, nothing changed: {0}")]
+    CannotReconcile(String),
     /// A stream message other than arbitration before arbitration.
     #[error("the first message on a stream must be a MasterArbitrationUpdate")]
     NotArbitrated,
@@ -117,6 +121,7 @@ impl StoreError {
             StoreError::NoPipeline
             | StoreError::InUse(_)
             | StoreError::NothingSaved
+            | StoreError::CannotReconcile(_)
             | StoreError::NotArbitrated => Code::FailedPrecondition,
             StoreError::NotPrimary { .. } | StoreError::Const(_) => Code::PermissionDenied,
             StoreError::Invalid(_)
@@ -208,9 +213,21 @@ impl From<ArbitrationError> for tonic::Status {
 /// The type URL of a packed `p4.v1.Error`.
 pub const P4_ERROR_TYPE_URL: &str = "type.googleapis.com/p4.v1.Error";
 
+/// Failed updates whose error carries its full message; later ones carry
+/// only their code (and a pointer to the first). One `p4.v1.Error` per
+/// update must fit in the gRPC trailers, and common clients refuse
+/// trailers above 16 KiB: a batch of 1000 failures with full messages
+/// would not arrive at all.
+pub const DETAILED_ERRORS: usize = 32;
+
+/// Longest message carried in one `p4.v1.Error`, in bytes.
+pub const ERROR_MESSAGE_MAX: usize = 160;
+
 /// The status of a Write in which some updates failed: code UNKNOWN, and
 /// `google.rpc.Status` details with one `p4.v1.Error` per update, in order,
-/// OK for the updates that were applied.
+/// OK for the updates that were applied. Messages are cut to
+/// [`ERROR_MESSAGE_MAX`] bytes and given for the first
+/// [`DETAILED_ERRORS`] failures only, so the trailers stay small.
 #[must_use]
 pub fn write_failure(results: &[Result<(), StoreError>]) -> tonic::Status {
     let failed = results
@@ -218,6 +235,7 @@ pub fn write_failure(results: &[Result<(), StoreError>]) -> tonic::Status {
         .filter(|r| matches!(r, Err(e) if *e != StoreError::RolledBack))
         .count();
     let message = format!("Write failed: {failed} of {} updates", results.len());
+    let mut detailed = 0usize;
     let details = results
         .iter()
         .map(|r| {
@@ -226,7 +244,21 @@ pub fn write_failure(results: &[Result<(), StoreError>]) -> tonic::Status {
                     canonical_code: Code::Ok as i32,
                     ..Default::default()
                 },
-                Err(e) => p4::Error::from(e),
+                Err(e) => {
+                    let mut e = p4::Error::from(e);
+                    detailed += 1;
+                    if detailed > DETAILED_ERRORS {
+                        e.message = String::new();
+                    } else if e.message.len() > ERROR_MESSAGE_MAX {
+                        let mut cut = ERROR_MESSAGE_MAX;
+                        while !e.message.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        e.message.truncate(cut);
+                        e.message.push('…');
+                    }
+                    e
+                }
             };
             prost_types::Any {
                 type_url: P4_ERROR_TYPE_URL.to_string(),

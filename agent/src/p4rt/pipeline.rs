@@ -127,22 +127,50 @@ fn verify(
 }
 
 /// Makes `pipe` the running pipeline. The store starts empty, except with
-/// `reconcile`: then every entity of the old store that the new P4Info
-/// still accepts (same IDs, kinds, widths, actions and parameters, and its
-/// references kept) is written again; the rest is dropped.
+/// `reconcile`: then every entity of the old store is written again under
+/// the new P4Info, and if any of them would not be accepted (other IDs,
+/// kinds, widths, actions or parameters, or a broken reference) the commit
+/// is refused with FAILED_PRECONDITION and nothing changes, as P4Runtime
+/// asks of RECONCILE_AND_COMMIT.
 fn commit(
     state: &mut DeviceState,
     dp: &dyn Dataplane,
     pipe: Pipeline,
     reconcile: bool,
 ) -> Result<(), StoreError> {
+    let mut kept = None;
+    if reconcile {
+        let updates = std::mem::take(&mut state.store).into_updates();
+        // Try every entity on a scratch store first; the memory data plane
+        // forwards nothing, so the real data plane is not touched.
+        let probe = crate::p4rt::MemoryDataplane::new();
+        let mut scratch = Store::default();
+        let refused: Vec<String> = updates
+            .iter()
+            .filter_map(|u| scratch.apply_update(&pipe, &probe, u.clone(), None).err())
+            .map(|e| e.to_string())
+            .collect();
+        if let Some(first) = refused.first() {
+            let total = updates.len();
+            // Put the store back as it was.
+            if let Some(old) = state.pipeline.as_ref() {
+                for u in updates {
+                    let _ = state.store.apply_update(old, &probe, u, None);
+                }
+            }
+            return Err(StoreError::CannotReconcile(format!(
+                "{} of {total} installed entities do not fit the new pipeline; the first: {first}",
+                refused.len()
+            )));
+        }
+        kept = Some(updates);
+    }
     dp.commit_pipeline(&pipe.index, &pipe.device_config)?;
-    let old = std::mem::take(&mut state.store);
+    state.store = Store::default();
     let name = pipe.name().to_string();
     let cookie = pipe.cookie;
     let pipe = state.pipeline.insert(pipe);
-    if reconcile {
-        let updates = old.into_updates();
+    if let Some(updates) = kept {
         let total = updates.len();
         let mut dropped = 0usize;
         for u in updates {

@@ -128,10 +128,15 @@ pub async fn serve_tcp_listener(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let signal = closing(&service, shutdown);
     Server::builder()
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
         .serve_with_incoming_shutdown(service.into_grpc(), incoming, signal)
         .await
         .map_err(|source| ServeError::Serve { at, source })
 }
+
+/// Largest header list (and so trailer list) accepted, in bytes: per-update
+/// error details of a large failed batch travel in the trailers.
+pub const MAX_HEADER_LIST_SIZE: u32 = 4 << 20;
 
 /// Binds `addr` and serves `service` on it until `shutdown` completes.
 ///
@@ -167,6 +172,7 @@ pub async fn serve_unix_listener(
     info!(listen = %at, dataplane = service.dataplane_name(), "serving P4Runtime over a Unix socket");
     let signal = closing(&service, shutdown);
     let r = Server::builder()
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
         .serve_with_incoming_shutdown(
             service.into_grpc(),
             UnixListenerStream::new(listener),

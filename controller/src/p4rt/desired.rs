@@ -38,19 +38,25 @@ pub struct DesiredError {
     pub reason: String,
 }
 
-/// A scalar in the file: YAML numbers and strings both name values.
+/// A value in the file: a non-negative YAML integer or a string, both
+/// read as on the command line.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Int(u64),
-    Text(String),
-}
+#[serde(transparent)]
+struct Scalar(serde_norway::Value);
 
 impl Scalar {
-    fn text(&self) -> String {
-        match self {
-            Scalar::Int(v) => v.to_string(),
-            Scalar::Text(s) => s.clone(),
+    fn text(&self, place: &str) -> Result<String, DesiredError> {
+        use serde_norway::Value;
+        match &self.0 {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) if n.as_u64().is_some() => Ok(n.to_string()),
+            Value::Number(n) => Err(at(place)(format!(
+                "{n} is not a value: use a non-negative integer, or a string"
+            ))),
+            other => Err(at(place)(format!(
+                "{} is not a value: use a non-negative integer, or a string",
+                serde_norway::to_string(other).unwrap_or_default().trim()
+            ))),
         }
     }
 }
@@ -116,8 +122,9 @@ fn action(
         .action(name)
         .map_err(|e| at(format!("{place}.action"))(e.to_string()))?;
     for (p, v) in params {
-        let bytes = spec::parse_value(&v.text())
-            .map_err(|e| at(format!("{place}.params.{p}"))(e.to_string()))?;
+        let pplace = format!("{place}.params.{p}");
+        let bytes =
+            spec::parse_value(&v.text(&pplace)?).map_err(|e| at(pplace.clone())(e.to_string()))?;
         a = a
             .param(p, bytes)
             .map_err(|e| at(format!("{place}.params.{p}"))(e.to_string()))?;
@@ -132,13 +139,44 @@ fn action(
 /// # Errors
 /// [`DesiredError`] naming the place of the first mistake.
 pub fn parse(index: &P4InfoIndex, yaml: &str) -> Result<Vec<p4::Entity>, DesiredError> {
-    let file: File = serde_norway::from_str(yaml).map_err(|e| DesiredError {
+    // An empty file would delete everything on the device: say so instead.
+    let value: serde_norway::Value = serde_norway::from_str(yaml).map_err(|e| yaml_error(&e))?;
+    if value.is_null()
+        || value
+            .as_mapping()
+            .is_some_and(serde_norway::Mapping::is_empty)
+    {
+        return Err(DesiredError {
+            place: "file".into(),
+            reason: "the file is empty; to remove every entry, write `entries: []`".into(),
+        });
+    }
+    let file: File = serde_norway::from_str(yaml).map_err(|e| yaml_error(&e))?;
+    let (out, places) = build(index, &file)?;
+    if let Some((a, b)) = super::reconcile::find_duplicate(&out) {
+        return Err(DesiredError {
+            place: places[b].clone(),
+            reason: format!("the same key as {}: each entity may appear once", places[a]),
+        });
+    }
+    Ok(out)
+}
+
+fn yaml_error(e: &serde_norway::Error) -> DesiredError {
+    // serde_norway appends the location to its message; keep it once.
+    let text = e.to_string();
+    let reason = text.split(" at line ").next().unwrap_or(&text).to_string();
+    DesiredError {
         place: e.location().map_or_else(
             || "file".into(),
             |l| format!("line {} column {}", l.line(), l.column()),
         ),
-        reason: e.to_string(),
-    })?;
+        reason,
+    }
+}
+
+fn build(index: &P4InfoIndex, file: &File) -> Result<(Vec<p4::Entity>, Vec<String>), DesiredError> {
+    let mut places = Vec::new();
     let mut out = Vec::new();
     for (i, m) in file.members.iter().enumerate() {
         let place = format!("members[{i}]");
@@ -149,6 +187,7 @@ pub fn parse(index: &P4InfoIndex, yaml: &str) -> Result<Vec<p4::Entity>, Desired
         out.push(p4::Entity {
             entity: Some(p4::entity::Entity::ActionProfileMember(member)),
         });
+        places.push(place);
     }
     for (i, g) in file.groups.iter().enumerate() {
         let members: Vec<(u32, i32)> = g.members.iter().map(|(m, w)| (*m, *w)).collect();
@@ -158,6 +197,7 @@ pub fn parse(index: &P4InfoIndex, yaml: &str) -> Result<Vec<p4::Entity>, Desired
         out.push(p4::Entity {
             entity: Some(p4::entity::Entity::ActionProfileGroup(group)),
         });
+        places.push(format!("groups[{i}]"));
     }
     for (i, e) in file.entries.iter().enumerate() {
         let place = format!("entries[{i}]");
@@ -178,7 +218,7 @@ pub fn parse(index: &P4InfoIndex, yaml: &str) -> Result<Vec<p4::Entity>, Desired
                     table.name
                 ))
             })?;
-            b = spec::add_match(b, kind, &format!("{field}={}", v.text()))
+            b = spec::add_match(b, kind, &format!("{field}={}", v.text(&fplace)?))
                 .map_err(|x| at(fplace.clone())(x.reason))?;
         }
         let chosen = [e.action.is_some(), e.member.is_some(), e.group.is_some()];
@@ -201,8 +241,9 @@ pub fn parse(index: &P4InfoIndex, yaml: &str) -> Result<Vec<p4::Entity>, Desired
             .build()
             .map_err(|x| at(place.clone())(x.to_string()))?;
         out.push(entity);
+        places.push(place);
     }
-    Ok(out)
+    Ok((out, places))
 }
 
 #[cfg(test)]
@@ -269,5 +310,22 @@ entries:
         )
         .unwrap_err();
         assert!(e.reason.contains("exactly one"), "{e}");
+        let e = parse(&ix, "").unwrap_err();
+        assert!(e.reason.contains("entries: []"), "{e}");
+        assert_eq!(parse(&ix, "entries: []\n").unwrap(), vec![]);
+        let neg = "entries:\n  - { table: mpls_forward, match: { mpls_label: -5 }, \
+                   action: mpls_out, params: { port: 1, pop: 0 } }\n";
+        let e = parse(&ix, neg).unwrap_err();
+        assert!(
+            e.place == "entries[0].match.mpls_label" && e.reason.contains("-5"),
+            "{e}"
+        );
+        let dup = "entries:\n  - { table: mpls_forward, match: { mpls_label: 7 }, \
+                   action: mpls_out, params: { port: 1, pop: 0 } }\n  \
+                   - { table: mpls_forward, match: { mpls_label: 7 }, \
+                   action: mpls_out, params: { port: 2, pop: 0 } }\n";
+        let e = parse(&ix, dup).unwrap_err();
+        assert_eq!(e.place, "entries[1]");
+        assert!(e.reason.contains("entries[0]"), "{e}");
     }
 }

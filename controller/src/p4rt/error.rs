@@ -49,13 +49,23 @@ pub enum ClientError {
         /// Device ID.
         device_id: u64,
     },
+    /// A desired state that cannot be applied as a whole; nothing was written.
+    #[error("device {device_id}: desired state refused before writing: {problem}")]
+    Desired {
+        /// Device ID.
+        device_id: u64,
+        /// What is wrong.
+        problem: String,
+    },
     /// Waiting for something took too long.
-    #[error("device {device_id}: timed out waiting for {what}")]
+    #[error("device {device_id}: timed out waiting for {what}: {cause}")]
     Timeout {
         /// Device ID.
         device_id: u64,
         /// What was awaited.
         what: &'static str,
+        /// The last reason the device gave, or what was seen instead.
+        cause: String,
     },
 }
 
@@ -106,9 +116,14 @@ pub(crate) fn per_update_errors(
         if e.canonical_code == tonic::Code::Ok as i32 {
             out.push(Ok(()));
         } else {
+            let message = if e.message.is_empty() {
+                "(no detail from the device: see the first failed updates of the batch)".into()
+            } else {
+                e.message
+            };
             out.push(Err(UpdateError {
                 code: tonic::Code::from_i32(e.canonical_code),
-                message: e.message,
+                message,
                 space: e.space,
                 target_code: e.code,
             }));

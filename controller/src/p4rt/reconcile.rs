@@ -142,6 +142,94 @@ fn key(e: &p4::Entity) -> Option<Vec<u8>> {
     Some(k)
 }
 
+/// The positions of two entities of `desired` with the same key (the same
+/// table entry, member, group, multicast group or clone session), if any:
+/// such a list cannot be applied without losing one of them.
+#[must_use]
+pub fn find_duplicate(desired: &[p4::Entity]) -> Option<(usize, usize)> {
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::with_capacity(desired.len());
+    for (i, e) in desired.iter().enumerate() {
+        let mut e = e.clone();
+        normalize(&mut e);
+        if let Some(k) = key(&e) {
+            if let Some(first) = seen.insert(k, i) {
+                return Some((first, i));
+            }
+        }
+    }
+    None
+}
+
+/// References in the state a device would hold that point at nothing:
+/// group members, and table entries that name a member or group absent
+/// from `state` (when `state` manages action profiles at all). Each is
+/// described in words.
+#[must_use]
+pub fn dangling_references(state: &[p4::Entity]) -> Vec<String> {
+    use p4::entity::Entity as E;
+    let mut members = std::collections::HashSet::new();
+    let mut groups = std::collections::HashSet::new();
+    for e in state {
+        match &e.entity {
+            Some(E::ActionProfileMember(m)) => {
+                members.insert((m.action_profile_id, m.member_id));
+            }
+            Some(E::ActionProfileGroup(g)) => {
+                groups.insert((g.action_profile_id, g.group_id));
+            }
+            _ => {}
+        }
+    }
+    let profiles: std::collections::HashSet<u32> = members
+        .iter()
+        .map(|m| m.0)
+        .chain(groups.iter().map(|g| g.0))
+        .collect();
+    let known =
+        |set: &std::collections::HashSet<(u32, u32)>, id: u32| set.iter().any(|(_, x)| *x == id);
+    let mut out = Vec::new();
+    for e in state {
+        match &e.entity {
+            Some(E::ActionProfileGroup(g)) => {
+                for m in &g.members {
+                    if !members.contains(&(g.action_profile_id, m.member_id)) {
+                        out.push(format!(
+                            "group {} uses member {}, which does not exist",
+                            g.group_id, m.member_id
+                        ));
+                    }
+                }
+            }
+            // Entries may refer to members and groups of a profile this
+            // state does not manage (it lists none of them): those live on
+            // the device and are not checked here.
+            Some(E::TableEntry(t)) if !profiles.is_empty() => {
+                match t.action.as_ref().and_then(|a| a.r#type.as_ref()) {
+                    Some(p4::table_action::Type::ActionProfileMemberId(m))
+                        if !known(&members, *m) =>
+                    {
+                        out.push(format!(
+                            "an entry of table {} uses member {m}, which does not exist",
+                            t.table_id
+                        ));
+                    }
+                    Some(p4::table_action::Type::ActionProfileGroupId(g))
+                        if !known(&groups, *g) =>
+                    {
+                        out.push(format!(
+                            "an entry of table {} uses group {g}, which does not exist",
+                            t.table_id
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn is_default(e: &p4::Entity) -> bool {
     matches!(&e.entity, Some(p4::entity::Entity::TableEntry(t)) if t.is_default_action)
 }
@@ -243,6 +331,19 @@ impl DeviceSession {
     /// in the report.
     pub async fn reconcile(&self, desired: &[p4::Entity]) -> Result<ReconcileReport, ClientError> {
         self.require_primary()?;
+        if let Some((first, second)) = find_duplicate(desired) {
+            return Err(ClientError::Desired {
+                device_id: self.device_id(),
+                problem: format!("entities {first} and {second} have the same key"),
+            });
+        }
+        let dangling = dangling_references(desired);
+        if !dangling.is_empty() {
+            return Err(ClientError::Desired {
+                device_id: self.device_id(),
+                problem: dangling.join("; "),
+            });
+        }
         let actual = self.read(wildcards(desired)).await?;
         let d = diff(desired, &actual);
         let mut report = ReconcileReport {

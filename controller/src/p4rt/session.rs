@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
-use tracing::{debug, info, info_span, warn, Instrument, Span};
+use tracing::{debug, error_span, info, warn, Instrument, Span};
 
 use super::{from_uint128, to_uint128, transport, ClientError, ElectionId, WriteOptions};
 
@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     pub(crate) stream_errors: broadcast::Sender<p4::StreamError>,
     pub(crate) index: Mutex<Option<Arc<P4InfoIndex>>>,
     pub(crate) span: Span,
+    /// Why the last connection attempt or stream ended, for error messages.
+    pub(crate) last_error: Mutex<Option<String>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -150,7 +152,9 @@ impl DeviceSession {
     /// [`ClientError::Address`] when the address cannot be used.
     pub fn start(config: SessionConfig) -> Result<Self, ClientError> {
         transport::check_address(&config.addr)?;
-        let span = info_span!(
+        // The span is enabled at every level, so that even warnings of a
+        // quiet CLI carry the device, role and election ID.
+        let span = error_span!(
             "p4rt_session",
             device_id = config.device_id,
             role = %config.role,
@@ -171,6 +175,7 @@ impl DeviceSession {
             stream_errors: broadcast::channel(256).0,
             index: Mutex::new(None),
             span: span.clone(),
+            last_error: Mutex::new(None),
             shutdown: shutdown.clone(),
         });
         tokio::spawn(run(Arc::downgrade(&inner), shutdown_rx).instrument(span));
@@ -226,10 +231,7 @@ impl DeviceSession {
         let r = tokio::time::timeout(timeout, wait).await.map(|r| r.is_ok());
         match r {
             Ok(true) => Ok(()),
-            _ => Err(ClientError::Timeout {
-                device_id: self.device_id(),
-                what: "primary election",
-            }),
+            _ => Err(self.timeout("primary election")),
         }
     }
 
@@ -250,10 +252,27 @@ impl DeviceSession {
             .map(|r| r.map(|s| s.mastership.clone()));
         match r {
             Ok(Ok(m)) => Ok(m),
-            _ => Err(ClientError::Timeout {
-                device_id: self.device_id(),
-                what,
-            }),
+            _ => Err(self.timeout(what)),
+        }
+    }
+
+    fn timeout(&self, what: &'static str) -> ClientError {
+        let cause = match self.mastership() {
+            Mastership::Backup { primary: Some(p) } => format!(
+                "election ID {p} is primary for this role; this client has {}",
+                self.inner.config.election_id
+            ),
+            Mastership::Backup { primary: None } => {
+                "the device answered, but no client is primary".into()
+            }
+            _ => lock(&self.inner.last_error)
+                .clone()
+                .unwrap_or_else(|| "the device did not answer".into()),
+        };
+        ClientError::Timeout {
+            device_id: self.device_id(),
+            what,
+            cause,
         }
     }
 
@@ -416,6 +435,7 @@ async fn run(weak: std::sync::Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
             }
             Err(e) => {
                 warn!(error = %e, attempt, "device session lost; reconnecting");
+                *lock(&inner.last_error) = Some(e);
             }
         }
         let delay = inner.config.backoff.delay(attempt);
@@ -471,7 +491,8 @@ async fn serve_once(inner: &Arc<Inner>) -> Result<(), String> {
     *lock(&inner.stream_tx) = Some(tx);
 
     while let Some(msg) = responses.next().await {
-        let msg = msg.map_err(|s| format!("stream error: {s}"))?;
+        let msg =
+            msg.map_err(|s| format!("stream closed by the device: {}: {}", s.code(), s.message()))?;
         use p4::stream_message_response::Update;
         match msg.update {
             Some(Update::Arbitration(a)) => on_arbitration(inner, &a),
@@ -538,6 +559,13 @@ mod tests {
             let err =
                 DeviceSession::start(SessionConfig::new("http://bad host:1", 1, 1)).unwrap_err();
             assert!(err.to_string().contains("bad host"), "{err}");
+            let err = DeviceSession::start(SessionConfig::new("127.0.0.1", 1, 1)).unwrap_err();
+            assert!(err.to_string().contains("no port"), "{err}");
+            let err =
+                DeviceSession::start(SessionConfig::new("127.0.0.1:99999", 1, 1)).unwrap_err();
+            assert!(err.to_string().contains("99999"), "{err}");
+            let err = DeviceSession::start(SessionConfig::new("::1:9559", 1, 1)).unwrap_err();
+            assert!(err.to_string().contains("[::1]:9559"), "{err}");
         });
     }
 

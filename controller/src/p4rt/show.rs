@@ -102,8 +102,65 @@ pub fn table_entry_line(index: &P4InfoIndex, t: &p4::TableEntry) -> String {
             })
             .unwrap_or_default();
         line.push_str(&format!("  -> {name}({})", params.join(", ")));
+    } else if let Some(m) = a["member"].as_u64() {
+        line.push_str(&format!("  -> member {m}"));
+    } else if let Some(g) = a["group"].as_u64() {
+        line.push_str(&format!("  -> group {g}"));
     } else if !a.is_null() {
         line.push_str(&format!("  -> {a}"));
     }
     line
+}
+
+/// One line for any entity: table entries as [`table_entry_line`],
+/// members as `member <profile> <id> -> action(...)`, groups as
+/// `group <profile> <id> members 1:3 2:1` (member:weight).
+#[must_use]
+pub fn entity_line(index: &P4InfoIndex, e: &p4::Entity) -> String {
+    use p4::entity::Entity as E;
+    let profile = |id: u32| {
+        index
+            .action_profiles
+            .by_id(id)
+            .map_or_else(|| format!("#{id}"), |p| p.alias.clone())
+    };
+    match &e.entity {
+        Some(E::TableEntry(t)) => table_entry_line(index, t),
+        Some(E::ActionProfileMember(m)) => {
+            let a = m
+                .action
+                .as_ref()
+                .map(|a| action_json(index, a))
+                .unwrap_or_default();
+            let params: Vec<String> = a["params"]
+                .as_object()
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "member {} {}  -> {}({})",
+                profile(m.action_profile_id),
+                m.member_id,
+                a["action"].as_str().unwrap_or("?"),
+                params.join(", ")
+            )
+        }
+        Some(E::ActionProfileGroup(g)) => {
+            let members: Vec<String> = g
+                .members
+                .iter()
+                .map(|m| format!("{}:{}", m.member_id, m.weight))
+                .collect();
+            format!(
+                "group {} {}  members {}",
+                profile(g.action_profile_id),
+                g.group_id,
+                members.join(" ")
+            )
+        }
+        other => format!("{other:?}"),
+    }
 }

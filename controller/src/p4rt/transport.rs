@@ -8,12 +8,18 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::ClientError;
 
+/// Largest header (and trailer) list accepted: the per-update errors of a
+/// large failed write arrive in the trailers.
+const MAX_HEADER_LIST_SIZE: u32 = 4 << 20;
+
 /// Connects to `addr`, failing after `timeout`.
 pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<Channel, String> {
     if let Some(path) = addr.strip_prefix("unix:") {
         let path = path.to_string();
         // tonic wants a URI even here; the connector ignores it.
-        let endpoint = Endpoint::from_static("http://[::]:50051").connect_timeout(timeout);
+        let endpoint = Endpoint::from_static("http://[::]:50051")
+            .connect_timeout(timeout)
+            .http2_max_header_list_size(MAX_HEADER_LIST_SIZE);
         return endpoint
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
@@ -28,6 +34,7 @@ pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<Channel, St
     endpoint(addr)?
         .connect_timeout(timeout)
         .tcp_nodelay(true)
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
         .http2_adaptive_window(true)
         .connect()
         .await
@@ -64,10 +71,21 @@ pub(crate) fn check_address(addr: &str) -> Result<(), ClientError> {
         }
         return Ok(());
     }
-    endpoint(addr)
-        .map(|_| ())
-        .map_err(|reason| ClientError::Address {
-            addr: addr.into(),
-            reason,
-        })
+    let bad = |reason: String| ClientError::Address {
+        addr: addr.into(),
+        reason,
+    };
+    let e = endpoint(addr).map_err(|r| {
+        if addr.matches(':').count() > 1 && !addr.contains('[') {
+            bad(format!("{r} (write IPv6 addresses as [::1]:9559)"))
+        } else {
+            bad(r)
+        }
+    })?;
+    if e.uri().port_u16().is_none() {
+        return Err(bad(
+            "no port: write host:port (P4Runtime's usual port is 9559)".into(),
+        ));
+    }
+    Ok(())
 }
