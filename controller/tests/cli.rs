@@ -195,9 +195,7 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
     assert!(!o.status.success());
     assert!(text(&o).contains("no port"), "{}", text(&o));
 
-    let o = tokio::task::block_in_place(|| {
-        solyx(addr, &["--device-id", "2", "tables"])
-    });
+    let o = tokio::task::block_in_place(|| solyx(addr, &["--device-id", "2", "tables"]));
     assert!(!o.status.success());
     assert!(text(&o).contains("device 2"), "{}", text(&o));
 
