@@ -1,8 +1,10 @@
 //! `solyx-agent`: the Solyx node agent.
 //!
-//! `solyx-agent serve` serves P4Runtime for this node. Exit codes: 0 after
-//! a clean stop (Ctrl-C or SIGTERM), 2 when the agent cannot start (bad
-//! arguments, address in use, unusable socket path), 1 when serving fails.
+//! `solyx-agent serve` serves P4Runtime for this node; `solyx-agent switch`
+//! makes the box a `solyx_fabric` switch (eBPF on the given ports) and
+//! serves P4Runtime for it. Exit codes: 0 after a clean stop (Ctrl-C or
+//! SIGTERM), 2 when the agent cannot start (bad arguments, address in use,
+//! unusable socket path, eBPF program not loadable), 1 when serving fails.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use solyx_agent::ebpf::PortSpec;
 use solyx_agent::p4rt::{
     self, AgentService, Dataplane, MemoryDataplane, PipelinePolicy, ServerConfig,
 };
+use solyx_agent::switch::{self, SwitchConfig, SwitchOverrides};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -31,6 +35,51 @@ struct Cli {
 enum Command {
     /// Serve P4Runtime over TCP (and optionally a Unix socket).
     Serve(ServeArgs),
+    /// Run this box as a solyx_fabric switch: the eBPF pipeline on the
+    /// given ports, programmed over P4Runtime. Stopping the agent leaves
+    /// the pipeline forwarding; the next start takes it over.
+    Switch(SwitchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SwitchArgs {
+    /// A fabric port: P4 port number = interface (repeatable).
+    #[arg(long = "port", value_name = "N=INTERFACE", value_parser = PortSpec::parse)]
+    ports: Vec<PortSpec>,
+    /// YAML file with ports, device_id, instance, grpc, unix, state_dir;
+    /// the options given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// TCP address to serve gRPC on [default: 127.0.0.1:9559 unless only
+    /// --unix is given].
+    #[arg(long, value_name = "ADDR:PORT")]
+    grpc: Option<SocketAddr>,
+    /// Serve on this Unix socket (created with mode 0660).
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    /// P4Runtime device ID [default: 1].
+    #[arg(long)]
+    device_id: Option<u64>,
+    /// Network namespace of the ports (a name under /run/netns, or a
+    /// path), entered before anything starts. Use it instead of `ip netns
+    /// exec`, whose private /sys hides /sys/fs/bpf and makes the pins
+    /// vanish with the agent.
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+    /// Name of the pin directory under /sys/fs/bpf/solyx [default:
+    /// dev<device-id>].
+    #[arg(long)]
+    instance: Option<String>,
+    /// Where the P4Runtime state is saved for a restart [default:
+    /// /var/lib/solyx/<instance>].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Another pin root (a directory on a bpffs) instead of /sys/fs/bpf/solyx.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pin_root: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// Which data plane the server programs.
@@ -109,19 +158,75 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..ServerConfig::default()
     };
     let service = AgentService::new(config, dataplane);
+    run_service(service, Some(args.grpc), args.unix).await
+}
 
-    let tcp = match p4rt::bind_tcp(args.grpc).await {
-        Ok(l) => l,
-        Err(e) => return startup_failure(&e),
+/// Resolves the switch configuration and enters its network namespace
+/// (before the async runtime starts threads).
+fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
+    let config = SwitchConfig::resolve(SwitchOverrides {
+        config: args.config,
+        ports: args.ports,
+        device_id: args.device_id,
+        netns: args.netns,
+        instance: args.instance,
+        grpc: args.grpc,
+        unix: args.unix,
+        state_dir: args.state_dir,
+        pin_root: args.pin_root,
+    })?;
+    if let Some(netns) = &config.netns {
+        switch::enter_netns(netns)?;
+    }
+    Ok(config)
+}
+
+/// `solyx-agent switch`: starts the eBPF switch, then serves it.
+async fn switch(config: SwitchConfig) -> ExitCode {
+    let started = match switch::start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot start the switch");
+            eprintln!("solyx-agent switch: {e}");
+            return ExitCode::from(2);
+        }
     };
-    let unix = match args.unix.as_deref().map(p4rt::bind_unix).transpose() {
+    info!(
+        instance = %config.instance,
+        ports = %started.dataplane.ports(),
+        state = %config.state_file().display(),
+        "switch started"
+    );
+    let code = run_service(started.service, config.grpc, config.unix.clone()).await;
+    info!(
+        instance = %config.instance,
+        "the fabric program stays attached and keeps forwarding with the tables as they are"
+    );
+    code
+}
+
+/// Serves `service` on the TCP address and/or the Unix socket until Ctrl-C
+/// or SIGTERM.
+async fn run_service(
+    service: AgentService,
+    grpc: Option<SocketAddr>,
+    unix_path: Option<PathBuf>,
+) -> ExitCode {
+    let tcp = match grpc.map(p4rt::bind_tcp) {
+        Some(bind) => match bind.await {
+            Ok(l) => Some(l),
+            Err(e) => return startup_failure(&e),
+        },
+        None => None,
+    };
+    let unix = match unix_path.as_deref().map(p4rt::bind_unix).transpose() {
         Ok(l) => l,
         Err(e) => return startup_failure(&e),
     };
     info!(
-        grpc = %args.grpc,
-        unix = ?args.unix,
-        device_id = args.device_id,
+        grpc = ?grpc,
+        unix = ?unix_path,
+        device_id = service.config().device_id,
         pipelines = ?service.config().pipelines,
         dataplane = service.dataplane_name(),
         "solyx-agent listening"
@@ -139,15 +244,20 @@ async fn serve(args: ServeArgs) -> ExitCode {
         let _ = stop_tx.send(true);
     });
 
-    let tcp_server = p4rt::serve_tcp_listener(service.clone(), tcp, stopped());
-    let result = match unix {
-        Some(unix) => {
-            let unix_server = p4rt::serve_unix_listener(service, unix, stopped());
-            let (a, b) = tokio::join!(tcp_server, unix_server);
-            a.and(b)
+    let tcp_server = async {
+        match tcp {
+            Some(tcp) => p4rt::serve_tcp_listener(service.clone(), tcp, stopped()).await,
+            None => Ok(()),
         }
-        None => tcp_server.await,
     };
+    let unix_server = async {
+        match unix {
+            Some(unix) => p4rt::serve_unix_listener(service.clone(), unix, stopped()).await,
+            None => Ok(()),
+        }
+    };
+    let (a, b) = tokio::join!(tcp_server, unix_server);
+    let result = a.and(b);
     match result {
         Ok(()) => {
             info!("solyx-agent stopped");
@@ -169,8 +279,21 @@ fn startup_failure(e: &p4rt::ServeError) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
-    init_logging(args.log_format);
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        Command::Switch(args) => args.log_format,
+    };
+    init_logging(log_format);
+    let cli = match cli.command {
+        Command::Switch(args) => match switch_config(args) {
+            Ok(config) => Resolved::Switch(config),
+            Err(e) => {
+                eprintln!("solyx-agent switch: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Serve(args) => Resolved::Serve(args),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -181,5 +304,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(serve(args))
+    match cli {
+        Resolved::Serve(args) => runtime.block_on(serve(args)),
+        Resolved::Switch(config) => runtime.block_on(switch(config)),
+    }
+}
+
+/// A command ready to run.
+enum Resolved {
+    Serve(ServeArgs),
+    Switch(SwitchConfig),
 }

@@ -35,7 +35,6 @@ use solyx_agent::ebpf::common::{
 use solyx_agent::ebpf::{remove_instance, Error, Fabric, DEFAULT_PIN_ROOT};
 
 /// TC verdicts (`linux/pkt_cls.h`).
-const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 
@@ -619,7 +618,7 @@ fn test_run_forwards_pops_and_drops() {
     let (verdict, _) = test_run(&mut fabric, &truncated);
     assert_eq!(verdict, TC_ACT_SHOT, "label cut short");
 
-    // Unlabelled IPv4 goes to the kernel unchanged.
+    // Unlabelled IPv4 is routed; with no route it is dropped as a miss.
     let plain = UdpFrame {
         dst_mac: MAC_S1_ETH1,
         src_mac: MAC_H1,
@@ -631,9 +630,8 @@ fn test_run_forwards_pops_and_drops() {
         payload: b"plain",
     }
     .build();
-    let (verdict, out) = test_run(&mut fabric, &plain);
-    assert_eq!(verdict, TC_ACT_OK, "unlabelled");
-    assert_eq!(out, plain);
+    let (verdict, _) = test_run(&mut fabric, &plain);
+    assert_eq!(verdict, TC_ACT_SHOT, "unlabelled, no route");
 
     let pop_len = labelled(100, 64, b"pop me").len() as u64;
     assert_eq!(
@@ -661,6 +659,7 @@ fn test_run_forwards_pops_and_drops() {
         fabric.drop_count(DropReason::Malformed).expect("malformed"),
         1
     );
+    assert_eq!(fabric.drop_count(DropReason::Ipv4Miss).expect("miss"), 1);
     assert_eq!(
         fabric
             .drop_count(DropReason::RewriteFailed)

@@ -83,7 +83,20 @@ pub(crate) fn prepare_root(root: &Path) -> Result<(), Error> {
             path: standard.to_owned(),
             source: io::Error::from(e),
         })?;
-        tracing::info!(path = BPFFS_MOUNT, "mounted the BPF filesystem");
+        let own_mounts = std::fs::read_link("/proc/self/ns/mnt").ok()
+            != std::fs::read_link("/proc/1/ns/mnt").ok();
+        if own_mounts {
+            // `ip netns exec` and containers give the process its own
+            // /sys: this bpffs is private and its pins die with the
+            // process (no hitless restart).
+            tracing::warn!(
+                path = BPFFS_MOUNT,
+                "mounted a BPF filesystem in a private mount namespace: pins do not outlive \
+                 this process (run `solyx-agent switch --netns NAME` instead of `ip netns exec`)"
+            );
+        } else {
+            tracing::info!(path = BPFFS_MOUNT, "mounted the BPF filesystem");
+        }
     }
     fs::create_dir_all(root).map_err(|source| Error::Bpffs {
         path: root.to_owned(),

@@ -6,13 +6,20 @@
 //! the calling thread, and so do attachments: to drive a switch that lives
 //! in another namespace, call [`Fabric::attach`] from a thread that entered
 //! it (`setns`); maps and the loaded program are not tied to a namespace.
+//!
+//! Attachments outlive the agent: on kernels with TCX (≥ 6.6) each ingress
+//! link is pinned next to the maps (`link-ingress-<interface>`), so the
+//! program keeps forwarding while no agent runs; the next agent swaps its
+//! own program into the pinned link atomically (`bpf_link_update`) instead
+//! of detaching and attaching. The maps beyond MPLS are in [`Tables`].
 
 use std::collections::HashMap as StdHashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, MapData, MapType, PerCpuArray, PerCpuHashMap, PerCpuValues};
-use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachType, TcError};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::{self, SchedClassifierLink, SchedClassifierLinkId, TcAttachType, TcError};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, EbpfLoader};
 use solyx_ebpf_common::{
@@ -22,7 +29,11 @@ use solyx_ebpf_common::{
 };
 
 use super::bpffs::{self, MapLayout};
+use super::tables::{check_acl_pin, Tables, TABLE_LAYOUTS};
 use super::{fabric_object, Error};
+
+/// File name prefix of a pinned ingress link in the instance directory.
+const LINK_PIN_PREFIX: &str = "link-ingress-";
 
 /// The maps of the fabric object and the layout each must have; checked
 /// against pinned maps before they are reused.
@@ -66,11 +77,13 @@ const LAYOUTS: [MapLayout; 5] = [
 
 /// The fabric pipeline's TC ingress stage, loaded, with its maps pinned.
 ///
-/// Dropping it detaches the program from every interface it was attached
-/// to (ports then hand all traffic to the kernel); the pinned maps stay,
-/// and the next [`Fabric::load`] of the same instance picks them up. One
-/// `Fabric` per instance at a time: loading forgets the ports of the
-/// previous one (they must be attached again).
+/// Dropping it leaves the program attached through its pinned links (on
+/// kernels with TCX; without TCX the ports are detached and hand all
+/// traffic to the kernel); the pinned maps stay, and the next
+/// [`Fabric::load`] of the same instance picks them up and swaps its
+/// program into the links as it attaches the ports. One `Fabric` per
+/// instance at a time. [`Fabric::detach`], or removing the pin directory,
+/// detaches for good.
 pub struct Fabric {
     ebpf: Ebpf,
     pin_dir: PathBuf,
@@ -79,8 +92,20 @@ pub struct Fabric {
     port_of_ifindex: HashMap<MapData, u32, PortConfig>,
     port_rx: PerCpuArray<MapData, Counter>,
     drop_reasons: PerCpuArray<MapData, u64>,
+    tables: Tables,
     /// Interface name → (ifindex, link) of every attachment made here.
-    links: StdHashMap<String, (u32, SchedClassifierLinkId)>,
+    links: StdHashMap<String, (u32, IngressLink)>,
+}
+
+/// How an ingress attachment is held.
+#[derive(Debug)]
+enum IngressLink {
+    /// A TCX link pinned at this path: it outlives the agent; removing the
+    /// pin detaches it.
+    Pinned(PathBuf),
+    /// A link the loaded program owns (a netlink filter, on kernels
+    /// without TCX); it is detached with the `Fabric`.
+    Owned(SchedClassifierLinkId),
 }
 
 impl std::fmt::Debug for Fabric {
@@ -105,10 +130,19 @@ impl Fabric {
         if object.is_empty() {
             return Err(Error::NotBuilt);
         }
-        let pin_dir = bpffs::prepare_instance(pin_root, instance, &LAYOUTS)?;
+        // The INT transit stage's maps live in the same object and are
+        // pinned with the fabric's (`super::int`).
+        let layouts: Vec<MapLayout> = LAYOUTS
+            .iter()
+            .chain(&TABLE_LAYOUTS)
+            .chain(&super::int::INT_LAYOUTS)
+            .copied()
+            .collect();
+        let pin_dir = bpffs::prepare_instance(pin_root, instance, &layouts)?;
+        check_acl_pin(&pin_dir)?;
 
         let mut loader = EbpfLoader::new();
-        for layout in &LAYOUTS {
+        for layout in &layouts {
             loader.map_pin_path(layout.name, pin_dir.join(layout.name));
         }
         let mut ebpf = loader.load(object).map_err(|e| Error::Load(Box::new(e)))?;
@@ -120,7 +154,8 @@ impl Fabric {
         let port_of_ifindex = take_map(&mut ebpf, MAP_PORT_OF_IFINDEX, HashMap::try_from)?;
         let port_rx = take_map(&mut ebpf, MAP_PORT_RX, PerCpuArray::try_from)?;
         let drop_reasons = take_map(&mut ebpf, MAP_DROP_REASONS, PerCpuArray::try_from)?;
-        let mut fabric = Self {
+        let tables = Tables::take(&mut ebpf)?;
+        let fabric = Self {
             ebpf,
             pin_dir,
             mpls_forward,
@@ -128,32 +163,76 @@ impl Fabric {
             port_of_ifindex,
             port_rx,
             drop_reasons,
+            tables,
             links: StdHashMap::new(),
         };
-        fabric.forget_ports()?;
+        // `PORT_OF_IFINDEX` and the pinned links of a previous agent stay:
+        // its program keeps forwarding until `attach` swaps this one in,
+        // and `retain_ports` then drops what is no longer configured.
         tracing::info!(pin_dir = %fabric.pin_dir.display(), "fabric eBPF stage loaded");
         Ok(fabric)
     }
 
-    /// Empties `PORT_OF_IFINDEX`. A reopened map holds the ports of the
-    /// previous agent, whose attachments are gone; its interfaces may have
-    /// been recreated under other indexes since, and a stale entry would
-    /// keep a port number taken.
-    fn forget_ports(&mut self) -> Result<(), Error> {
+    /// Detaches and forgets every port this `Fabric` did not attach: the
+    /// `PORT_OF_IFINDEX` entries and pinned links a previous agent left for
+    /// interfaces that are no longer configured (or no longer exist). Call
+    /// it after attaching every configured port.
+    pub fn retain_ports(&mut self) -> Result<(), Error> {
+        let ours: Vec<u32> = self.links.values().map(|(ifindex, _)| *ifindex).collect();
         let stale: Vec<u32> = self
             .port_of_ifindex
             .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e))?;
+            .collect::<Result<Vec<u32>, _>>()
+            .map_err(|e| Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e))?
+            .into_iter()
+            .filter(|ifindex| !ours.contains(ifindex))
+            .collect();
         for ifindex in stale {
             match self.port_of_ifindex.remove(&ifindex) {
                 Err(e) if !is_not_found(&e) => {
                     return Err(Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e));
                 }
-                _ => {}
+                _ => tracing::info!(ifindex, "forgot a port of the previous agent"),
+            }
+        }
+        let entries = std::fs::read_dir(&self.pin_dir).map_err(|source| Error::Bpffs {
+            path: self.pin_dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(name) = file.to_str().and_then(|f| f.strip_prefix(LINK_PIN_PREFIX)) else {
+                continue;
+            };
+            if !self.links.contains_key(name) {
+                tracing::info!(interface = name, "detached a port of the previous agent");
+                std::fs::remove_file(entry.path()).map_err(|source| Error::Bpffs {
+                    path: entry.path(),
+                    source,
+                })?;
             }
         }
         Ok(())
+    }
+
+    /// The route, group, ACL and egress rewrite maps.
+    #[must_use]
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The same, for writing.
+    pub fn tables_mut(&mut self) -> &mut Tables {
+        &mut self.tables
+    }
+
+    /// The P4 port of interface index `ifindex`, if it is a fabric port.
+    pub fn port_of(&self, ifindex: u32) -> Result<Option<u16>, Error> {
+        match self.port_of_ifindex.get(&ifindex, 0) {
+            Ok(config) => Ok(Some(config.port)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e)),
+        }
     }
 
     /// The directory holding this instance's pinned maps.
@@ -168,11 +247,22 @@ impl Fabric {
         program_mut(&mut self.ebpf)
     }
 
+    /// The loaded object, for the stages that share it: INT transit loads
+    /// its egress program and takes its maps from here (`super::int`).
+    pub(crate) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     /// Makes interface `name` (in the calling thread's network namespace)
     /// fabric port `port`: records the port in `PORT_OF_IFINDEX`, adds the
-    /// clsact qdisc if it is missing, and attaches the program to ingress
-    /// (as a TCX link on kernels ≥ 6.6, a clsact filter before). Attaching
-    /// an interface again replaces the earlier attachment.
+    /// clsact qdisc if it is missing, and attaches the program to ingress.
+    ///
+    /// On kernels with TCX the link is pinned (`link-ingress-<name>` in the
+    /// pin directory) so that it outlives the agent; when a previous agent
+    /// left such a pin, this program is swapped into that link atomically
+    /// and forwarding never stops. Without TCX a clsact filter is used,
+    /// which the `Fabric` detaches when dropped. Attaching an interface
+    /// again replaces the program in place.
     pub fn attach(&mut self, name: &str, port: u16) -> Result<u32, Error> {
         if u32::from(port) >= MAX_PORTS {
             return Err(Error::invalid(
@@ -181,26 +271,42 @@ impl Fabric {
             ));
         }
         let ifindex = ifindex(name)?;
+        let mut stale = Vec::new();
         for item in self.port_of_ifindex.iter() {
             let (other, config) =
                 item.map_err(|e| Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e))?;
-            if config.port == port && other != ifindex {
+            if config.port != port || other == ifindex {
+                continue;
+            }
+            let attached_here = self
+                .links
+                .iter()
+                .any(|(n, (i, _))| *i == other && n.as_str() != name);
+            if attached_here {
                 return Err(Error::invalid(
                     "port",
                     format!("port {port} is already interface index {other}"),
                 ));
             }
+            // Left by a previous agent, or this name's old interface.
+            stale.push(other);
         }
-        self.detach(name)?;
+        for other in stale {
+            let _ = self.port_of_ifindex.remove(&other);
+        }
+        if let Some((old, IngressLink::Owned(link))) = self.links.remove(name) {
+            program_mut(&mut self.ebpf)?
+                .detach(link)
+                .map_err(program_error)?;
+            if old != ifindex {
+                let _ = self.port_of_ifindex.remove(&old);
+            }
+        }
 
         self.port_of_ifindex
             .insert(ifindex, PortConfig { port, flags: 0 }, 0)
             .map_err(|e| Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e))?;
-        let attached = add_clsact(name).and_then(|()| {
-            program_mut(&mut self.ebpf)?
-                .attach(name, TcAttachType::Ingress)
-                .map_err(program_error)
-        });
+        let attached = add_clsact(name).and_then(|()| self.attach_link(name));
         let link = match attached {
             Ok(link) => link,
             Err(e) => {
@@ -209,9 +315,51 @@ impl Fabric {
                 return Err(e);
             }
         };
+        tracing::info!(interface = name, ifindex, port, link = ?link, "fabric stage attached");
         self.links.insert(name.to_owned(), (ifindex, link));
-        tracing::info!(interface = name, ifindex, port, "fabric stage attached");
         Ok(ifindex)
+    }
+
+    /// Attaches the program to `name`'s ingress: into the pinned link of a
+    /// previous agent when there is a usable one, else as a new link,
+    /// pinned when it is a TCX link.
+    fn attach_link(&mut self, name: &str) -> Result<IngressLink, Error> {
+        let pin = self.pin_dir.join(format!("{LINK_PIN_PREFIX}{name}"));
+        let program = program_mut(&mut self.ebpf)?;
+        if pin.exists() {
+            if replace_in_pinned_link(program, &pin, name) {
+                return Ok(IngressLink::Pinned(pin));
+            }
+            // Dead (its interface is gone) or someone else's: unpinning
+            // releases it.
+            std::fs::remove_file(&pin).map_err(|source| Error::Bpffs {
+                path: pin.clone(),
+                source,
+            })?;
+        }
+        let id = program
+            .attach(name, TcAttachType::Ingress)
+            .map_err(program_error)?;
+        let link = program.take_link(id).map_err(program_error)?;
+        match FdLink::try_from(link) {
+            Ok(fd_link) => {
+                fd_link.pin(&pin).map_err(|e| Error::Bpffs {
+                    path: pin.clone(),
+                    source: io::Error::other(e),
+                })?;
+                Ok(IngressLink::Pinned(pin))
+            }
+            // TODO-robustness: without TCX (kernels before 6.6) the clsact
+            // filter persists without a handle once taken out of the
+            // program; a restarted agent then adds a second filter instead
+            // of replacing the first, and hitless restart is not supported.
+            Err(_) => {
+                let id = program
+                    .attach(name, TcAttachType::Ingress)
+                    .map_err(program_error)?;
+                Ok(IngressLink::Owned(id))
+            }
+        }
     }
 
     /// Detaches the program from interface `name` and forgets its port.
@@ -220,9 +368,20 @@ impl Fabric {
         let Some((ifindex, link)) = self.links.remove(name) else {
             return Ok(());
         };
-        program_mut(&mut self.ebpf)?
-            .detach(link)
-            .map_err(program_error)?;
+        match link {
+            IngressLink::Owned(link) => program_mut(&mut self.ebpf)?
+                .detach(link)
+                .map_err(program_error)?,
+            IngressLink::Pinned(pin) => match std::fs::remove_file(&pin) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::Bpffs {
+                        path: pin,
+                        source: e,
+                    })
+                }
+                _ => {}
+            },
+        }
         match self.port_of_ifindex.remove(&ifindex) {
             Err(e) if !is_not_found(&e) => Err(Error::map(MAP_PORT_OF_IFINDEX, MAX_PORTS, e)),
             _ => Ok(()),
@@ -390,9 +549,39 @@ impl Fabric {
     }
 }
 
+/// Swaps `program` into the TCX link pinned at `pin`. True when the link
+/// now runs `program` on `interface`'s ingress; false when the pin is not
+/// a usable TCX link (its interface was deleted, or it belongs to another
+/// interface), which the caller then removes.
+fn replace_in_pinned_link(program: &mut SchedClassifier, pin: &Path, interface: &str) -> bool {
+    let replaced = PinnedLink::from_pin(pin)
+        .map_err(|e| e.to_string())
+        .map(FdLink::from)
+        .and_then(|fd| SchedClassifierLink::try_from(fd).map_err(|e| e.to_string()))
+        .and_then(|link| program.attach_to_link(link).map_err(|e| e.to_string()));
+    let id = match replaced {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(pin = %pin.display(), error = %e, "pinned link unusable; attaching anew");
+            return false;
+        }
+    };
+    // The link is the pin's; the program only needs to let go of its fd.
+    let taken = program.take_link(id);
+    let ours = program.info().map(|info| info.id()).ok();
+    let running = SchedClassifier::query_tcx(interface, TcAttachType::Ingress)
+        .map(|(_, programs)| programs.iter().any(|p| Some(p.id()) == ours))
+        .unwrap_or(false);
+    drop(taken);
+    if running {
+        tracing::info!(interface, "swapped the new program into the pinned link");
+    }
+    running
+}
+
 /// Whether a map failure says the key is not there (aya reports a lookup
 /// miss as `KeyNotFound`, a delete miss as `ENOENT` from the syscall).
-fn is_not_found(error: &aya::maps::MapError) -> bool {
+pub(crate) fn is_not_found(error: &aya::maps::MapError) -> bool {
     match error {
         aya::maps::MapError::KeyNotFound | aya::maps::MapError::ElementNotFound => true,
         aya::maps::MapError::SyscallError(e) => {
@@ -457,7 +646,7 @@ fn program_error(source: aya::programs::ProgramError) -> Error {
 }
 
 /// Takes map `name` out of `ebpf` as the typed map `convert` makes of it.
-fn take_map<M>(
+pub(crate) fn take_map<M>(
     ebpf: &mut Ebpf,
     name: &'static str,
     convert: impl FnOnce(aya::maps::Map) -> Result<M, aya::maps::MapError>,
@@ -469,20 +658,14 @@ fn take_map<M>(
 }
 
 /// One zeroed counter per possible CPU.
-fn zeroed_per_cpu() -> Result<PerCpuValues<Counter>, Error> {
-    let io_error = |e: io::Error| {
-        Error::map(
-            MAP_MPLS_HITS,
-            MPLS_FORWARD_CAPACITY,
-            aya::maps::MapError::IoError(e),
-        )
-    };
+pub(crate) fn zeroed_per_cpu() -> Result<PerCpuValues<Counter>, Error> {
+    let io_error = |e: io::Error| Error::map("per-CPU counter", 0, aya::maps::MapError::IoError(e));
     let cpus = aya::util::nr_cpus().map_err(|(_, e)| io_error(e))?;
     PerCpuValues::try_from(vec![Counter::default(); cpus]).map_err(io_error)
 }
 
 /// The sum of per-CPU counters.
-fn sum(values: &PerCpuValues<Counter>) -> Counter {
+pub(crate) fn sum(values: &PerCpuValues<Counter>) -> Counter {
     values
         .iter()
         .fold(Counter::default(), |acc, v| acc.saturating_add(*v))

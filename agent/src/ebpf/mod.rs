@@ -4,13 +4,20 @@
 //!
 //! # What runs where
 //!
-//! The first stage of the fabric pipeline is a TC ingress program
-//! (`fabric_ingress`, crate `ebpf/fabric`) on every fabric port. It counts
-//! the packet on its port, forwards MPLS-labelled packets by their label
-//! (`MPLS_FORWARD`), pops the label on the last hop, rewrites the MACs and
-//! redirects the packet to the egress interface; everything else goes to
-//! the kernel for now. The map layout is documented in `ebpf/README.md` and
-//! on the types of [`common`].
+//! The fabric pipeline's ingress is a TC program (`fabric_ingress`, crate
+//! `ebpf/fabric`) on every fabric port. It counts the packet on its port,
+//! parses it, applies the ACL (punting to the agent, dropping or
+//! permitting), forwards MPLS-labelled packets by their label
+//! (`MPLS_FORWARD`) and IPv4 packets by longest prefix with WCMP
+//! (`IPV4_ROUTES`, `WCMP_GROUPS`), rewrites the MACs and redirects the
+//! packet to the egress interface. The map layout is documented in
+//! `ebpf/README.md` and on the types of [`common`].
+//!
+//! INT transit is a TC egress program (`fabric_egress`) of the same object
+//! on the same ports: [`IntTransit`] loads and attaches it through a
+//! [`Fabric`] and holds its tables (`int_switch_config`, `int_watchlist`)
+//! and counters (`PORT_TX` among them); [`QueuePublisher`] feeds it the
+//! ports' qdisc backlog and TX utilisation.
 //!
 //! # Why TC and not XDP
 //!
@@ -34,10 +41,17 @@
 //! Maps are pinned under `/sys/fs/bpf/solyx/<instance>/` (bpffs is mounted
 //! there if nothing is): a restarted agent reopens them and keeps its
 //! forwarding entries and counters; a pinned map whose layout differs from
-//! this agent's is recreated, losing its state, with a warning. The
-//! program and its TC links belong to the [`Fabric`] value: dropping it
-//! detaches the ports, which then pass traffic to the kernel until the
-//! next agent attaches again.
+//! this agent's is recreated, losing its state, with a warning. The TC
+//! ingress links are pinned there too (TCX, kernels ≥ 6.6), so the program
+//! keeps forwarding when the agent stops; the next agent swaps its own
+//! program into them atomically. Removing the pin directory
+//! ([`remove_instance`]) detaches the program.
+//!
+//! # The P4Runtime data plane
+//!
+//! [`EbpfFabricDataplane`] (`dataplane/`) implements the server's
+//! `Dataplane` for `solyx_fabric` over a [`Fabric`]: routes, groups, ACL,
+//! egress rewrite ([`Tables`]), MPLS, counters and packet I/O.
 //!
 //! # Built without the eBPF toolchain
 //!
@@ -47,14 +61,25 @@
 //! advance.
 
 mod bpffs;
+mod dataplane;
 mod error;
 mod fabric;
+mod int;
+mod int_publisher;
+mod tables;
 
 pub use bpffs::{remove_instance, DEFAULT_PIN_ROOT};
+pub use dataplane::{
+    EbpfFabricDataplane, PacketInCounts, Port, PortMap, PortSpec, RestoreReport, SwitchPorts,
+    IMPLEMENTS, PIPELINE,
+};
 pub use error::Error;
 pub use fabric::Fabric;
+pub use int::{IntTransit, WatchAction, WatchMatch};
+pub use int_publisher::{QueuePublisher, DEFAULT_PUBLISH_PERIOD};
 /// The map keys and values shared with the eBPF programs.
 pub use solyx_ebpf_common as common;
+pub use tables::Tables;
 
 /// The fabric object (`ebpf/fabric`, ELF for bpfel), embedded at build time;
 /// empty when the agent was built without the eBPF toolchain.

@@ -183,6 +183,34 @@ pub trait Dataplane: Send + Sync + 'static {
         device_config: &[u8],
     ) -> Result<(), DataplaneError>;
 
+    /// Takes over a pipeline saved by an earlier run of the agent
+    /// (`ServerConfig::state_file`), or the new pipeline of a
+    /// RECONCILE_AND_COMMIT, instead of starting it empty: the data plane
+    /// may still hold (and forward with) what was installed before.
+    /// The server then replays every saved entity with [`Dataplane::apply`]
+    /// as inserts and calls [`Dataplane::restore_finished`]. The default
+    /// starts the pipeline empty ([`Dataplane::commit_pipeline`]), after
+    /// which the replay installs everything again.
+    ///
+    /// # Errors
+    /// The pipeline could not be taken over; the server starts without one.
+    fn restore_pipeline(
+        &self,
+        p4info: &Arc<P4InfoIndex>,
+        device_config: &[u8],
+    ) -> Result<(), DataplaneError> {
+        self.commit_pipeline(p4info, device_config)
+    }
+
+    /// Ends a restore: whatever the data plane holds that the replay did
+    /// not insert again is removed. The default does nothing.
+    ///
+    /// # Errors
+    /// The clean-up failed; the server logs it.
+    fn restore_finished(&self) -> Result<(), DataplaneError> {
+        Ok(())
+    }
+
     /// Applies one change.
     ///
     /// # Errors

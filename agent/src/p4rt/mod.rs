@@ -5,8 +5,8 @@
 //! a pipeline (P4Info), writes and reads entities, exchanges packets. The
 //! server validates every update against the P4Info, keeps what was
 //! written in normal form, and hands each validated change to a
-//! [`Dataplane`]: [`MemoryDataplane`] (which forwards nothing) for now,
-//! the eBPF back ends later.
+//! [`Dataplane`]: [`MemoryDataplane`] (which forwards nothing), or the
+//! eBPF fabric switch (`crate::ebpf::EbpfFabricDataplane`).
 //!
 //! Starting a server in-process:
 //!
@@ -29,12 +29,14 @@
 //! (checks against the P4Info), `store` (entities in normal form),
 //! `write`, `read`, `pipeline`, `stream` (StreamChannel and packet I/O),
 //! `error` (every error and its gRPC code), `service` (the gRPC service),
-//! `serve` (TCP and Unix listeners).
+//! `serve` (TCP and Unix listeners), `persist` (the state saved across
+//! agent restarts).
 
 pub mod arbitration;
 mod dataplane;
 mod error;
 mod memory;
+mod persist;
 mod pipeline;
 mod read;
 mod serve;
@@ -49,10 +51,13 @@ pub use dataplane::{
 };
 pub use error::{StoreError, P4_ERROR_TYPE_URL};
 pub use memory::MemoryDataplane;
-pub use pipeline::PipelinePolicy;
+pub use persist::LoadError;
+pub use pipeline::{PipelinePolicy, RestoreOutcome};
 pub use serve::{
     bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_unix, serve_unix_listener, spawn_tcp,
     spawn_unix, RunningServer, ServeError, UNIX_SOCKET_MODE,
 };
-pub use service::{AgentService, ServerConfig, MAX_MESSAGE_SIZE, P4RUNTIME_API_VERSION};
+pub use service::{
+    AgentService, RestoreError, ServerConfig, MAX_MESSAGE_SIZE, P4RUNTIME_API_VERSION,
+};
 pub use stream::{EGRESS_PORT_FIELD, INGRESS_PORT_FIELD, PACKET_IN_HEADER, PACKET_OUT_HEADER};

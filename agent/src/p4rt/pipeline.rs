@@ -165,7 +165,14 @@ fn commit(
         }
         kept = Some(updates);
     }
-    dp.commit_pipeline(&pipe.index, &pipe.device_config)?;
+    // Reconciling, the data plane keeps what it holds while the entities
+    // are written again (and drops what they do not claim), so traffic
+    // the kept entities carry is not interrupted.
+    if kept.is_some() {
+        dp.restore_pipeline(&pipe.index, &pipe.device_config)?;
+    } else {
+        dp.commit_pipeline(&pipe.index, &pipe.device_config)?;
+    }
     state.store = Store::default();
     let name = pipe.name().to_string();
     let cookie = pipe.cookie;
@@ -178,6 +185,9 @@ fn commit(
                 dropped += 1;
                 warn!(error = %e, "reconcile: dropped an entity the new pipeline does not accept");
             }
+        }
+        if let Err(e) = dp.restore_finished() {
+            warn!(error = %e, "reconcile: the data plane could not drop what no entity claimed");
         }
         info!(pipeline = %name, ?cookie, kept = total - dropped, dropped, "pipeline committed (reconciled)");
     } else {
@@ -249,6 +259,63 @@ pub(crate) fn get_pipeline(
         },
         cookie,
     })
+}
+
+/// How a restore went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreOutcome {
+    /// Entities written again.
+    pub restored: usize,
+    /// Saved entities the pipeline or the data plane refused (logged).
+    pub refused: usize,
+}
+
+/// Makes a saved pipeline the running one again, without starting the
+/// data plane empty ([`Dataplane::restore_pipeline`]), and replays the
+/// saved entities (the caller has read them from the state file).
+pub(crate) fn restore(
+    state: &mut DeviceState,
+    dp: &dyn Dataplane,
+    policy: &PipelinePolicy,
+    config: p4::ForwardingPipelineConfig,
+    updates: Vec<p4::Update>,
+) -> Result<(Arc<P4InfoIndex>, RestoreOutcome), StoreError> {
+    let p4info = config
+        .p4info
+        .ok_or_else(|| StoreError::Invalid("the saved state has no P4Info".into()))?;
+    let index = P4InfoIndex::new(p4info)?;
+    policy.check(index.package().1)?;
+    dp.verify_pipeline(&index, &config.p4_device_config)?;
+    let pipe = Pipeline::new(
+        index,
+        config.p4_device_config,
+        config.cookie.map(|c| c.cookie),
+    );
+    dp.restore_pipeline(&pipe.index, &pipe.device_config)?;
+    state.store = Store::default();
+    state.saved = None;
+    let pipe = state.pipeline.insert(pipe);
+    let mut outcome = RestoreOutcome::default();
+    for u in updates {
+        match state.store.apply_update(pipe, dp, u, None) {
+            Ok(()) => outcome.restored += 1,
+            Err(e) => {
+                outcome.refused += 1;
+                warn!(error = %e, "restore: a saved entity was refused");
+            }
+        }
+    }
+    if let Err(e) = dp.restore_finished() {
+        warn!(error = %e, "restore: the data plane could not finish taking over its state");
+    }
+    info!(
+        pipeline = %pipe.name(),
+        cookie = ?pipe.cookie,
+        restored = outcome.restored,
+        refused = outcome.refused,
+        "pipeline restored from the saved state"
+    );
+    Ok((pipe.index.clone(), outcome))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! never taken while `sessions` is held.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -22,9 +23,21 @@ use tracing::{field, info_span, Instrument};
 use super::arbitration::{Arbiter, StreamId};
 use super::dataplane::{Dataplane, PacketInSink};
 use super::error::StoreError;
-use super::pipeline::{self, DeviceState, PipelinePolicy};
+use super::persist::{self, LoadError};
+use super::pipeline::{self, DeviceState, PipelinePolicy, RestoreOutcome};
 use super::stream::{self, election_of};
 use super::{read, write};
+
+/// Why [`AgentService::restore`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The state file could not be read.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The saved pipeline was refused.
+    #[error("the saved pipeline was refused: {0}")]
+    Pipeline(StoreError),
+}
 
 /// Largest gRPC message the server accepts or sends: 64 MiB.
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
@@ -44,6 +57,10 @@ pub struct ServerConfig {
     /// Messages queued per StreamChannel before packet-ins are dropped.
     /// Default 1024.
     pub stream_queue: usize,
+    /// Where the pipeline and the entities are saved after every Write
+    /// that changed something and every pipeline commit, for
+    /// [`AgentService::restore`] after a restart. `None`: nothing is saved.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +70,7 @@ impl Default for ServerConfig {
             pipelines: PipelinePolicy::Any,
             read_chunk: 1000,
             stream_queue: 1024,
+            state_file: None,
         }
     }
 }
@@ -170,6 +188,52 @@ impl AgentService {
         lock(&self.shared.device).store.table_entry_count()
     }
 
+    /// Saves the pipeline and entities to the state file, if configured.
+    /// A failure is logged, not reported to the client: the write itself
+    /// succeeded.
+    // TODO-robustness: a failed save is only logged; a restart then
+    // restores the last state that was saved and drops later changes.
+    // TODO-perf: the whole store is encoded and synced after every Write
+    // that changed it (about 1 ms per thousand entities).
+    fn save(&self, device: &DeviceState) {
+        let Some(path) = &self.shared.config.state_file else {
+            return;
+        };
+        let Some(saved) = persist::snapshot(device) else {
+            return;
+        };
+        if let Err(e) = persist::save(path, &saved) {
+            tracing::error!(path = %path.display(), error = %e, "saving the P4Runtime state failed");
+        }
+    }
+
+    /// Restores the pipeline and entities saved in `path` by an earlier
+    /// run (see [`ServerConfig::state_file`]): the data plane takes over
+    /// what it still holds ([`super::Dataplane::restore_pipeline`]) and
+    /// every saved entity is written again. `Ok(None)` when there is no
+    /// saved state. Call it before serving.
+    ///
+    /// # Errors
+    /// The file is unreadable or of another format ([`RestoreError::Load`]),
+    /// or the saved pipeline is refused ([`RestoreError::Pipeline`]).
+    pub fn restore(&self, path: &Path) -> Result<Option<RestoreOutcome>, RestoreError> {
+        let Some(saved) = persist::load(path)? else {
+            return Ok(None);
+        };
+        let config = saved.config.unwrap_or_default();
+        let mut device = lock(&self.shared.device);
+        let (index, outcome) = pipeline::restore(
+            &mut device,
+            self.shared.dataplane.as_ref(),
+            &self.shared.config.pipelines,
+            config,
+            saved.updates,
+        )
+        .map_err(RestoreError::Pipeline)?;
+        *lock(&self.shared.packet_index) = Some(index);
+        Ok(Some(outcome))
+    }
+
     fn check_device(&self, device_id: u64) -> Result<(), StoreError> {
         let served = self.shared.config.device_id;
         if device_id != served {
@@ -215,12 +279,17 @@ impl P4Runtime for AgentService {
         self.check_device(req.device_id)?;
         self.check_primary(req.device_id, &req.role, req.election_id.as_ref())?;
         let mut device = lock(&self.shared.device);
-        write::write(
+        let before = device.store.generation;
+        let result = write::write(
             &mut device,
             self.shared.dataplane.as_ref(),
             req.updates,
             req.atomicity,
-        )?;
+        );
+        if device.store.generation != before {
+            self.save(&device);
+        }
+        result?;
         Ok(Response::new(p4::WriteResponse {}))
     }
 
@@ -256,13 +325,17 @@ impl P4Runtime for AgentService {
         self.check_primary(req.device_id, &req.role, req.election_id.as_ref())?;
         let committed = {
             let mut device = lock(&self.shared.device);
-            pipeline::set_pipeline(
+            let committed = pipeline::set_pipeline(
                 &mut device,
                 self.shared.dataplane.as_ref(),
                 &self.shared.config.pipelines,
                 req.action,
                 req.config,
-            )?
+            )?;
+            if committed.is_some() {
+                self.save(&device);
+            }
+            committed
         };
         if let Some(index) = committed {
             *lock(&self.shared.packet_index) = Some(index);

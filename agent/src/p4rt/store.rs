@@ -84,6 +84,9 @@ pub(crate) struct Store {
     pub(crate) profiles: HashMap<u32, ProfileStore>,
     pub(crate) multicast: BTreeMap<u32, p4::MulticastGroupEntry>,
     pub(crate) clone_sessions: BTreeMap<u32, p4::CloneSessionEntry>,
+    /// Changes applied so far (rollbacks included): the server saves its
+    /// state after a Write only when this moved.
+    pub(crate) generation: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -286,6 +289,7 @@ impl Store {
             return Ok(());
         };
         dp.apply(&c)?;
+        self.generation = self.generation.wrapping_add(1);
         let old_ref = old.map_or(ActionRef::None, |o| ActionRef::of(o, table));
         let new_ref = new
             .as_ref()
@@ -362,6 +366,7 @@ impl Store {
             old: Entry::Table(old.unwrap_or(&program_default)),
             new: Entry::Table(new.as_ref().unwrap_or(&program_default)),
         })?;
+        self.generation = self.generation.wrapping_add(1);
         let old_ref = old.map_or(ActionRef::None, |o| ActionRef::of(o, table));
         let new_ref = new
             .as_ref()
@@ -434,6 +439,7 @@ impl Store {
             return Ok(());
         };
         dp.apply(&c)?;
+        self.generation = self.generation.wrapping_add(1);
         let previous = match new {
             Some(n) => match ps.members.get_mut(&id) {
                 Some(slot) => Some(std::mem::replace(&mut slot.value, n)),
@@ -510,6 +516,7 @@ impl Store {
             return Ok(());
         };
         dp.apply(&c)?;
+        self.generation = self.generation.wrapping_add(1);
         let old_members: Vec<u32> = old
             .map(|g| g.members.iter().map(|m| m.member_id).collect())
             .unwrap_or_default();
@@ -596,6 +603,7 @@ impl Store {
             return Ok(());
         };
         dp.apply(&c)?;
+        self.generation = self.generation.wrapping_add(1);
         let previous = match new {
             Some(n) => self.multicast.insert(id, n),
             None => self.multicast.remove(&id),
@@ -659,6 +667,7 @@ impl Store {
             return Ok(());
         };
         dp.apply(&c)?;
+        self.generation = self.generation.wrapping_add(1);
         let previous = match new {
             Some(n) => self.clone_sessions.insert(id, n),
             None => self.clone_sessions.remove(&id),
@@ -712,50 +721,7 @@ impl Store {
     /// that satisfies references: members, groups, table entries, default
     /// entries, multicast groups, clone sessions.
     pub(crate) fn into_updates(self) -> Vec<p4::Update> {
-        use p4::entity::Entity as E;
-        use p4::update::Type;
-        let up = |t: Type, e: E| p4::Update {
-            r#type: t as i32,
-            entity: Some(p4::Entity { entity: Some(e) }),
-        };
-        let mut out = Vec::new();
-        let mut groups = Vec::new();
-        for (_, ps) in self.profiles {
-            for (_, m) in ps.members {
-                out.push(up(Type::Insert, E::ActionProfileMember(m.value)));
-            }
-            for (_, g) in ps.groups {
-                groups.push(up(Type::Insert, E::ActionProfileGroup(g.value)));
-            }
-        }
-        out.append(&mut groups);
-        let mut defaults = Vec::new();
-        for (_, ts) in self.tables {
-            for (_, e) in ts.entries {
-                out.push(up(Type::Insert, E::TableEntry(e)));
-            }
-            if let Some(d) = ts.default {
-                defaults.push(up(Type::Modify, E::TableEntry(d)));
-            }
-        }
-        out.append(&mut defaults);
-        for (_, m) in self.multicast {
-            out.push(up(
-                Type::Insert,
-                E::PacketReplicationEngineEntry(p4::PacketReplicationEngineEntry {
-                    r#type: Some(p4::packet_replication_engine_entry::Type::MulticastGroupEntry(m)),
-                }),
-            ));
-        }
-        for (_, c) in self.clone_sessions {
-            out.push(up(
-                Type::Insert,
-                E::PacketReplicationEngineEntry(p4::PacketReplicationEngineEntry {
-                    r#type: Some(p4::packet_replication_engine_entry::Type::CloneSessionEntry(c)),
-                }),
-            ));
-        }
-        out
+        super::persist::updates(&self)
     }
 }
 

@@ -14,6 +14,18 @@
 //! the same strings; the map layout table lives in `ebpf/README.md`.
 #![cfg_attr(not(test), no_std)]
 
+/// INT-MD transit: the egress program's maps and the INT wire constants.
+pub mod int;
+
+/// The ingress ACL: rule layout, the swapped rule table, hit slots.
+pub mod acl;
+/// Egress rewrite: the source MAC per egress port.
+pub mod egress;
+/// Packet-in: the metadata in front of a punted frame.
+pub mod packet_io;
+/// IPv4 routing with WCMP: routes, next hops, groups, the hash.
+pub mod route;
+
 /// Name of the MPLS forwarding table: [`MplsKey`] → [`MplsForward`].
 ///
 /// A `BPF_MAP_TYPE_HASH` with [`MPLS_FORWARD_CAPACITY`] entries. Written by
@@ -49,13 +61,22 @@ pub const MAP_PORT_RX: &str = "PORT_RX";
 /// the program, read by the agent.
 pub const MAP_DROP_REASONS: &str = "DROP_REASONS";
 
-/// Every map the fabric object defines, in the order the agent pins them.
-pub const FABRIC_MAPS: [&str; 5] = [
+/// Every map of the ingress program that the agent pins, in the order it
+/// pins them (`PACKET_IN` and the scratch map hold no state and are not
+/// pinned).
+pub const FABRIC_MAPS: [&str; 12] = [
     MAP_MPLS_FORWARD,
     MAP_MPLS_HITS,
     MAP_PORT_OF_IFINDEX,
     MAP_PORT_RX,
     MAP_DROP_REASONS,
+    route::MAP_IPV4_ROUTES,
+    route::MAP_IPV4_ROUTE_HITS,
+    route::MAP_WCMP_GROUPS,
+    acl::MAP_ACL_TABLE,
+    acl::MAP_ACL_HITS,
+    egress::MAP_EGRESS_REWRITE,
+    egress::MAP_EGRESS_REWRITE_HITS,
 ];
 
 /// Name of the TC ingress program (the ELF function) in the fabric object.
@@ -179,15 +200,14 @@ pub struct PortConfig {
 ///
 /// Reasons 0–31 have the numbers of the P4 program's `DROP_REASON_*`
 /// constants (`p4/solyx_fabric/include/define.p4`), so the agent exports one
-/// set of numbers for BMv2 and eBPF alike; the ones the first eBPF stage
-/// does not produce yet are listed so that the numbering stays complete.
-/// Reasons from 32 on are particular to the eBPF implementation.
-/// Packets this stage hands to the kernel on purpose (unlabelled traffic for
-/// now) are not counted here.
+/// set of numbers for BMv2 and eBPF alike. Reasons from 32 on are
+/// particular to the eBPF implementation; `UnknownIngressPort` counts
+/// packets handed to the kernel (not dropped), `PuntLost` punted packets the
+/// agent did not get.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// `DROP_REASON_ACL_DENY` (not produced by this stage yet).
+    /// `DROP_REASON_ACL_DENY`: an ACL entry (or the ACL default) drops.
     AclDeny = 1,
     /// `DROP_REASON_MPLS_MISS`: the label has no `MPLS_FORWARD` entry.
     MplsMiss = 2,
@@ -196,19 +216,21 @@ pub enum DropReason {
     /// `DROP_REASON_MPLS_LABEL_STACK`: more than one label (bottom-of-stack
     /// bit clear); the fabric carries exactly one.
     MplsLabelStack = 4,
-    /// `DROP_REASON_IPV4_MISS` (not produced by this stage yet).
+    /// `DROP_REASON_IPV4_MISS`: no `IPV4_ROUTES` prefix covers the
+    /// destination.
     Ipv4Miss = 5,
-    /// `DROP_REASON_IPV4_TTL_EXPIRED` (not produced by this stage yet).
+    /// `DROP_REASON_IPV4_TTL_EXPIRED`: IPv4 TTL was 0 or 1.
     Ipv4TtlExpired = 6,
-    /// `DROP_REASON_IPV4_CHECKSUM` (not produced by this stage yet).
+    /// `DROP_REASON_IPV4_CHECKSUM`: the IPv4 header checksum is wrong.
     Ipv4Checksum = 7,
-    /// `DROP_REASON_ROUTE_DROP` (not produced by this stage yet).
+    /// `DROP_REASON_ROUTE_DROP`: the route (or the WCMP member the hash
+    /// chose) is `route_drop`.
     RouteDrop = 8,
-    /// `DROP_REASON_MALFORMED`: a header is cut short, or a popped label
-    /// does not carry IPv4.
+    /// `DROP_REASON_MALFORMED`: a header is cut short, the IPv4 IHL or the
+    /// TCP data offset is below 5, or a popped label does not carry IPv4.
     Malformed = 9,
-    /// `DROP_REASON_UNSUPPORTED_ETHERTYPE` (not produced by this stage: it
-    /// passes such packets to the kernel).
+    /// `DROP_REASON_UNSUPPORTED_ETHERTYPE`: neither MPLS nor IPv4 (and the
+    /// ACL did not punt it).
     UnsupportedEthertype = 10,
     /// eBPF only: the ingress interface has no `PORT_OF_IFINDEX` entry. The
     /// packet is passed to the kernel, not dropped.
@@ -216,11 +238,17 @@ pub enum DropReason {
     /// eBPF only: a packet helper (pull, header removal, store) failed;
     /// the packet is dropped.
     RewriteFailed = 33,
+    /// eBPF only: the route's WCMP group has no members (or is missing);
+    /// the packet is dropped.
+    EmptyGroup = 34,
+    /// eBPF only: a punted packet could not be queued to the agent (no
+    /// agent reading `PACKET_IN`, or its ring is full); it is dropped.
+    PuntLost = 35,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::AclDeny,
         Self::MplsMiss,
         Self::MplsTtlExpired,
@@ -233,6 +261,8 @@ impl DropReason {
         Self::UnsupportedEthertype,
         Self::UnknownIngressPort,
         Self::RewriteFailed,
+        Self::EmptyGroup,
+        Self::PuntLost,
     ];
 
     /// The index into `DROP_REASONS`.
@@ -270,6 +300,8 @@ impl DropReason {
             Self::UnsupportedEthertype => "unsupported_ethertype",
             Self::UnknownIngressPort => "unknown_ingress_port",
             Self::RewriteFailed => "rewrite_failed",
+            Self::EmptyGroup => "empty_group",
+            Self::PuntLost => "punt_lost",
         }
     }
 }

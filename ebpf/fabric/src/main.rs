@@ -1,22 +1,27 @@
-//! `solyx_fabric` in eBPF, first stage: a TC (clsact) ingress program that
-//! forwards MPLS-labelled packets.
+//! `solyx_fabric` in eBPF: the TC (clsact) ingress program `fabric_ingress`
+//! runs the P4 ingress pipeline on every fabric port.
 //!
 //! For every packet received on a fabric port:
 //!
 //! 1. the ingress interface is turned into the P4 port number
 //!    (`PORT_OF_IFINDEX`) and counted in `PORT_RX`; an interface the agent
 //!    did not register is counted as `UnknownIngressPort` and passed on;
-//! 2. anything that is not MPLS unicast goes to the kernel (`TC_ACT_OK`):
-//!    IPv4 routing, ACL and packet-in are later stages;
+//! 2. `ingress::run` parses it and drops what the P4 program drops before
+//!    its controls (malformed headers, bad IPv4 checksum), applies the ACL
+//!    (`acl`: punt to the agent through `punt`, drop, permit), then forwards:
+//!    MPLS by label (`mpls_stage` below), IPv4 by longest prefix with WCMP
+//!    (`route`), anything else dropped;
 //! 3. an MPLS packet is checked like the P4 `Forwarding` control does: a
 //!    label stack deeper than one label and an expired TTL are dropped, then
-//!    the label is looked up in `MPLS_FORWARD` (a miss is dropped);
-//! 4. on a hit the entry's counter (`MPLS_HITS`) is bumped; a transit entry
+//!    the label is looked up in `MPLS_FORWARD` (a miss is dropped); on a hit
+//!    the entry's counter (`MPLS_HITS`) is bumped; a transit entry
 //!    decrements the MPLS TTL, a last-hop entry pops the label and restores
 //!    the IPv4 EtherType (pipe model: the IPv4 TTL is left alone); the MACs
 //!    are rewritten as the entry says;
-//! 5. the packet is redirected to the entry's egress interface in the egress
-//!    direction, so that the qdisc of that interface (tbf, htb) sees it.
+//! 4. the egress port's source MAC is written (`egress`, the P4
+//!    `egress_rewrite` table) and the packet is redirected to the egress
+//!    interface in the egress direction, so that the qdisc of that
+//!    interface (tbf, htb) sees it.
 //!
 //! Every drop is counted in `DROP_REASONS`. Packet bytes are read through
 //! pointers checked against `data_end` right before each read, and written
@@ -25,6 +30,22 @@
 #![no_main]
 // Inline assembly on BPF is unstable; used once, in `bounded_len`.
 #![feature(asm_experimental_arch)]
+
+/// INT-MD transit: the TC egress program and the ingress stamp.
+mod int;
+
+/// The ingress ACL: key, priority-ordered scan, hit counters.
+mod acl;
+/// Egress rewrite: the egress port's source MAC before the redirect.
+mod egress;
+/// The ingress pipeline in the P4 order.
+mod ingress;
+/// The parser and the checks made before the ingress controls.
+mod parse;
+/// Packet-in through the `PACKET_IN` perf event array.
+mod punt;
+/// IPv4 routing with WCMP.
+mod route;
 
 use aya_ebpf::{
     bindings::{BPF_F_RECOMPUTE_CSUM, BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT},
@@ -84,8 +105,11 @@ enum Verdict {
     Pass,
     /// Drop the packet, counting the reason.
     Drop(DropReason),
-    /// Send the (rewritten) packet out of this interface.
-    Redirect(u32),
+    /// The packet went to the agent (packet-in); drop it here.
+    Punted,
+    /// Send the (rewritten) packet out of interface `ifindex`, fabric port
+    /// `port` (whose egress rewrite applies first).
+    Redirect { ifindex: u32, port: u16 },
 }
 
 /// The TC ingress entry point.
@@ -102,25 +126,38 @@ pub fn fabric_ingress(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     };
     count(PORT_RX.get_ptr_mut(port), len);
+    // INT transit: the ingress time, for the egress program (skb->mark).
+    int::stamp_ingress(&ctx);
 
-    match mpls_stage(&ctx, len) {
+    match ingress::run(&ctx, port, len) {
         Verdict::Pass => TC_ACT_OK,
         Verdict::Drop(reason) => {
             count_reason(reason);
             TC_ACT_SHOT
         }
-        // bpf_redirect returns TC_ACT_REDIRECT (or TC_ACT_SHOT for bad
-        // flags, which 0 is not); the value fits an i32.
-        // SAFETY: a helper call with plain integer arguments.
-        Verdict::Redirect(egress) => (unsafe { bpf_redirect(egress, 0) }) as i32,
+        // Sent to the agent as a packet-in; the data plane drops it.
+        Verdict::Punted => TC_ACT_SHOT,
+        Verdict::Redirect { ifindex, port } => {
+            if !egress::rewrite(&ctx, port) {
+                count_reason(DropReason::RewriteFailed);
+                return TC_ACT_SHOT;
+            }
+            // bpf_redirect returns TC_ACT_REDIRECT (or TC_ACT_SHOT for bad
+            // flags, which 0 is not); the value fits an i32.
+            // SAFETY: a helper call with plain integer arguments.
+            (unsafe { bpf_redirect(ifindex, 0) }) as i32
+        }
     }
 }
 
 /// Parses Ethernet and MPLS, applies `MPLS_FORWARD`, rewrites the packet.
+/// `ingress::run` calls it for MPLS frames only, after the parser's checks
+/// and the ACL; the `Pass` answers below are for frames it was not meant
+/// for.
 #[inline(always)]
 fn mpls_stage(ctx: &TcContext, len: u32) -> Verdict {
     // Only the Ethernet header has to be in the linear part to decide
-    // whether this stage cares; a frame shorter than that is the kernel's.
+    // whether this stage cares.
     if !make_linear(ctx, ETH_HLEN) {
         return Verdict::Pass;
     }
@@ -200,7 +237,10 @@ fn mpls_stage(ctx: &TcContext, len: u32) -> Verdict {
     {
         return Verdict::Drop(DropReason::RewriteFailed);
     }
-    Verdict::Redirect(entry.egress_ifindex)
+    Verdict::Redirect {
+        ifindex: entry.egress_ifindex,
+        port: entry.egress_port,
+    }
 }
 
 /// Removes the label stack entry after the Ethernet header and makes the
