@@ -17,12 +17,15 @@
 //!   2: s1-eth2
 //! ```
 //!
-//! Hitless restart: the program's links and maps are pinned under
+//! Hitless restart: the programs' links (TC ingress: forwarding; TC
+//! egress: INT transit) and maps are pinned under
 //! `/sys/fs/bpf/solyx/<instance>` and stay when the agent stops, so
-//! forwarding goes on; the P4Runtime state (P4Info, cookie, entities) is
-//! saved in `<state_dir>/p4runtime-state.pb` after every change. A new agent
-//! swaps its program into the pinned links, restores the saved state and
-//! takes over the maps' entries and counters as they are.
+//! forwarding and INT go on (the INT queue state goes stale until the next
+//! agent publishes it again); the P4Runtime state (P4Info, cookie,
+//! entities) is saved in `<state_dir>/p4runtime-state.pb` after every
+//! change. A new agent swaps its programs into the pinned links, restores
+//! the saved state and takes over the maps' entries and counters as they
+//! are.
 //!
 //! Network namespaces: run the agent with `--netns NAME` rather than under
 //! `ip netns exec NAME`. The latter also gives the process a mount
@@ -281,11 +284,12 @@ fn lock_instance(config: &SwitchConfig) -> Result<nix::fcntl::Flock<std::fs::Fil
     })
 }
 
-/// Loads and attaches the fabric program on the configured ports (in the
-/// calling thread's network namespace), builds the P4Runtime service with
-/// the eBPF data plane, and restores the saved state if there is one (if
-/// there is none, the tables are emptied: nothing would show what they
-/// hold).
+/// Loads and attaches the fabric programs on the configured ports (in the
+/// calling thread's network namespace: forwarding at TC ingress, INT
+/// transit at TC egress) and starts the INT queue publisher, builds the
+/// P4Runtime service with the eBPF data plane, and restores the saved state
+/// if there is one (if there is none, the tables are emptied, INT's
+/// included: nothing would show what they hold).
 ///
 /// # Errors
 /// See [`SwitchError`].

@@ -139,7 +139,7 @@ async fn refusals_have_the_right_codes_and_change_nothing() {
         "the LPM trie holds exactly what a Read returns"
     );
 
-    // The ACL at its P4 size (512 rules), each write swapping the rule table.
+    // The ACL at its P4 size (512 rules), in one Write: one table swap.
     let started = Instant::now();
     let rules: Vec<p4::Entity> = (0..512u16)
         .map(|i| fabric::acl_udp(&ix, 1 + i32::from(i), 10000 + i, 0xffff, "drop"))
@@ -160,7 +160,7 @@ async fn refusals_have_the_right_codes_and_change_nothing() {
     assert_eq!(acl_count, 512);
     eprintln!(
         "refusals as expected; 4096 routes installed in {fill:?}, 512 ACL rules (one \
-         table swap each) in {acl_fill:?}"
+         Write, one table swap) in {acl_fill:?}"
     );
     s.close();
 }

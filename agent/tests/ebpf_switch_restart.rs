@@ -2,13 +2,15 @@
 //! namespace with `--netns`), programmed through the controller's
 //! P4Runtime client over its Unix socket:
 //!
-//! 1. routes h1 ↔ h2 are installed; a flow of numbered UDP datagrams runs
-//!    h1 → h2 for the whole test;
-//! 2. the agent is stopped (SIGTERM): the pinned program keeps forwarding,
-//!    datagrams keep arriving;
+//! 1. routes h1 ↔ h2, an ACL rule and INT (switch ID 11, an
+//!    `int_watchlist` rule marking DSCP 0x17) are installed; a flow of
+//!    numbered UDP datagrams runs h1 → h2 for the whole test;
+//! 2. the agent is stopped (SIGTERM): the pinned programs keep forwarding
+//!    and adding INT, datagrams keep arriving, INT probes still get their
+//!    hop (the egress links are pinned too);
 //! 3. the agent is started again: a Read returns exactly what was
 //!    installed, the pipeline cookie is the same, reconciliation writes
-//!    nothing, counters went on counting;
+//!    nothing, counters went on counting (the INT rule's too);
 //! 4. no datagram of the flow was lost.
 //!
 //! Needs root and the eBPF object; skips otherwise (fails with
@@ -27,6 +29,7 @@ use solyx::p4rt::{DeviceSession, SessionConfig};
 use solyx_p4runtime::entity::normalize;
 use solyx_p4runtime::proto::p4::v1 as p4;
 use switch::fabric::{self, index, install};
+use switch::int;
 use switch::{can_run, in_netns, Pins, Topology};
 
 const H1: [u8; 6] = [0x02, 0x5f, 0, 0, 0x31, 0x01];
@@ -35,6 +38,33 @@ const S1_P2: [u8; 6] = [0x02, 0x5f, 0, 0, 0x32, 0xfe];
 const H2: [u8; 6] = [0x02, 0x5f, 0, 0, 0x32, 0x02];
 const H1_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 1);
 const H2_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 2, 2);
+/// The UDP port of the INT probes and their DSCP.
+const PROBE_PORT: u16 = 6101;
+const DSCP: u8 = 0x17;
+const PROBES: usize = 5;
+
+/// Sends [`PROBES`] INT probes h1 → h2 with the watched DSCP; checks that
+/// every one arrived with s1's hop (switch ID 11, ports 1 → 2).
+fn probe_through_s1(h1: &str, rx: &UdpSocket, what: &str) {
+    in_netns(h1, || {
+        let socket = int::sender(std::net::SocketAddrV4::new(H1_IP, 0), DSCP);
+        for i in 0..PROBES {
+            let body = format!("{what}-{i}");
+            socket
+                .send_to(&int::probe(8, body.as_bytes()), (H2_IP, PROBE_PORT))
+                .expect("send probe");
+        }
+    });
+    let got = int::receive(rx, PROBES, Duration::from_secs(3));
+    assert_eq!(got.len(), PROBES, "{what}: every probe arrived: {got:?}");
+    for probe in got {
+        assert_eq!(probe.hops.len(), 1, "{what}: s1 added its hop: {probe:?}");
+        assert_eq!(probe.remaining, 7, "{what}");
+        assert_eq!(probe.hops[0].switch_id, Some(11), "{what}");
+        let ports = probe.hops[0].level1_ports.expect("ports");
+        assert_eq!((ports.ingress, ports.egress), (1, 2), "{what}");
+    }
+}
 
 /// A running `solyx-agent switch`; killed (by its PID) on drop.
 struct Agent {
@@ -212,9 +242,12 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
         fabric::route_to_member(&ix, Ipv4Addr::new(10, 79, 1, 0), 24, 1),
         fabric::route_to_group(&ix, Ipv4Addr::new(10, 79, 2, 0), 24, 7),
         fabric::acl_udp(&ix, 5, 9999, 0xffff, "drop"),
+        fabric::int_watch_dscp(&ix, 10, DSCP, "int_mark_int"),
+        fabric::int_switch_id(&ix, 11),
     ];
     install(&s, desired[..5].to_vec()).await;
-    install(&s, desired[5..].to_vec()).await;
+    install(&s, desired[5..9].to_vec()).await;
+    fabric::all_ok(s.modify(desired[9..].to_vec()).await.expect("switch ID"));
     let installed = everything(&s).await;
     let cookie = s.device_cookie().await.expect("cookie");
 
@@ -230,6 +263,23 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
+
+    // Both hooks of both ports are pinned links, which outlive the agent.
+    let pin_dir = Path::new(solyx_agent::ebpf::DEFAULT_PIN_ROOT).join(&pins.instance);
+    for dev in ["p1", "p2"] {
+        for hook in ["ingress", "egress"] {
+            let link = pin_dir.join(format!("link-{hook}-{}", t.dev(dev)));
+            assert!(link.exists(), "{} is pinned", link.display());
+        }
+    }
+
+    // INT probes get s1's hop.
+    let probes_rx = in_netns(&t.ns("h2"), || {
+        UdpSocket::bind((H2_IP, PROBE_PORT)).expect("bind h2 probes")
+    });
+    probe_through_s1(&t.ns("h1"), &probes_rx, "before");
+    let watch_before = fabric::table_hits(&s, &ix, "int_watchlist").await;
+    assert_eq!(watch_before, PROBES as i64, "int_watchlist_counter");
 
     // A numbered flow h1 → h2, every 2 ms, for the rest of the test.
     let rx = in_netns(&t.ns("h2"), || {
@@ -291,6 +341,8 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
         String::from_utf8_lossy(&switch::netns_exec(&s1_ns, &["ip", "-br", "link"]).stdout),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+    // INT goes on without an agent: the egress links are pinned.
+    probe_through_s1(&t.ns("h1"), &probes_rx, "stopped");
 
     // A new agent takes over: same entities, same cookie, counters on.
     let agent = Agent::start(&s1_ns, &args, &log);
@@ -315,6 +367,13 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
         hits_after > hits_before,
         "route counters kept counting across the restart: {hits_before} then {hits_after}"
     );
+    probe_through_s1(&t.ns("h1"), &probes_rx, "restarted");
+    let watch_after = fabric::table_hits(&s, &ix, "int_watchlist").await;
+    assert_eq!(
+        watch_after,
+        3 * PROBES as i64,
+        "the INT rule's counter kept its count and counted without an agent"
+    );
 
     stop.store(true, Ordering::Relaxed);
     let sent = sender.join().expect("sender");
@@ -323,7 +382,8 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
     let lost = (0..sent).filter(|n| !seen.contains(n)).count();
     eprintln!(
         "restart: {sent} datagrams sent, {} received, {lost} lost; {while_stopped} arrived in \
-         the 1 s without an agent; {} entities restored; route hits {hits_before} → {hits_after}",
+         the 1 s without an agent; {} entities restored; route hits {hits_before} → {hits_after}; \
+         INT probes with s1's hop before, during and after the stop ({watch_after} matched)",
         seen.len(),
         restored.len()
     );

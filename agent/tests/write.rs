@@ -203,6 +203,94 @@ async fn rollback_on_error_applies_nothing() {
 }
 
 #[tokio::test]
+async fn every_write_ends_one_batch_after_its_updates() {
+    let (mut h, _s) = primary_with_pipeline().await;
+    let before = h.dataplane.batches_ended();
+    write(
+        &mut h.client,
+        (1u8..=5)
+            .map(|i| insert(table_entity(l2(&[i], &[i]))))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        h.dataplane.batches_ended() - before,
+        1,
+        "five updates, one end"
+    );
+    // Continue-on-error with a failure: still one end, after the valid ones.
+    let status = write(
+        &mut h.client,
+        vec![
+            insert(table_entity(l2(&[6], &[6]))),
+            insert(table_entity(l2(&[1], &[1]))),
+        ],
+    )
+    .await
+    .unwrap_err();
+    let codes: Vec<Code> = per_update(&status).iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, vec![Code::Ok, Code::AlreadyExists]);
+    assert_eq!(h.dataplane.batches_ended() - before, 2);
+    // A rollback ends the batch once, after undoing.
+    let status = write_with(
+        &mut h.client,
+        10,
+        vec![
+            insert(table_entity(l2(&[7], &[7]))),
+            insert(table_entity(l2(&[1], &[1]))),
+        ],
+        p4::write_request::Atomicity::RollbackOnError,
+    )
+    .await
+    .unwrap_err();
+    let codes: Vec<Code> = per_update(&status).iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, vec![Code::Aborted, Code::AlreadyExists]);
+    assert_eq!(h.dataplane.batches_ended() - before, 3);
+    // An empty Write ends an empty batch.
+    write(&mut h.client, Vec::new()).await.unwrap();
+    assert_eq!(h.dataplane.batches_ended() - before, 4);
+}
+
+#[tokio::test]
+async fn a_failed_end_of_batch_undoes_the_whole_batch() {
+    let (mut h, _s) = primary_with_pipeline().await;
+    let kept = l2(&[9], &[9]);
+    write(&mut h.client, vec![insert(table_entity(kept.clone()))])
+        .await
+        .unwrap();
+    let (changes, batches) = (h.dataplane.changes_applied(), h.dataplane.batches_ended());
+    h.dataplane.fail_next_end_batch();
+    let status = write(
+        &mut h.client,
+        vec![
+            insert(table_entity(l2(&[1], &[1]))),
+            insert(table_entity(l2(&[9], &[9]))),
+            modify(table_entity(l2(&[9], &[5]))),
+        ],
+    )
+    .await
+    .unwrap_err();
+    let per = per_update(&status);
+    let codes: Vec<Code> = per.iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        codes,
+        vec![Code::Internal, Code::AlreadyExists, Code::Internal],
+        "the updates that had been applied report the failed publish"
+    );
+    assert!(per[0].1.contains("end of this batch"), "{per:?}");
+    let got = table_entries(read(&mut h.client, vec![wildcard(T_L2)]).await.unwrap());
+    assert_eq!(got, vec![kept], "nothing of the batch stayed");
+    // Two applied, two undone; the batch ended, then ended again undone.
+    assert_eq!(h.dataplane.changes_applied() - changes, 4);
+    assert_eq!(h.dataplane.batches_ended() - batches, 2);
+    // The next Write publishes normally.
+    write(&mut h.client, vec![insert(table_entity(l2(&[1], &[1])))])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_refused_data_plane_change_leaves_the_store_unchanged() {
     let (mut h, _s) = primary_with_pipeline().await;
     h.dataplane.refuse_table(T_L2);

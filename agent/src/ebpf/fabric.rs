@@ -11,7 +11,9 @@
 //! link is pinned next to the maps (`link-ingress-<interface>`), so the
 //! program keeps forwarding while no agent runs; the next agent swaps its
 //! own program into the pinned link atomically (`bpf_link_update`) instead
-//! of detaching and attaching. The maps beyond MPLS are in [`Tables`].
+//! of detaching and attaching ([`super::IntTransit`] does the same for the
+//! egress links, `link-egress-<interface>`). The maps beyond MPLS are in
+//! [`Tables`].
 
 use std::collections::HashMap as StdHashMap;
 use std::io;
@@ -327,7 +329,7 @@ impl Fabric {
         let pin = self.pin_dir.join(format!("{LINK_PIN_PREFIX}{name}"));
         let program = program_mut(&mut self.ebpf)?;
         if pin.exists() {
-            if replace_in_pinned_link(program, &pin, name) {
+            if replace_in_pinned_link(program, &pin, name, TcAttachType::Ingress) {
                 return Ok(IngressLink::Pinned(pin));
             }
             // Dead (its interface is gone) or someone else's: unpinning
@@ -550,10 +552,15 @@ impl Fabric {
 }
 
 /// Swaps `program` into the TCX link pinned at `pin`. True when the link
-/// now runs `program` on `interface`'s ingress; false when the pin is not
-/// a usable TCX link (its interface was deleted, or it belongs to another
-/// interface), which the caller then removes.
-fn replace_in_pinned_link(program: &mut SchedClassifier, pin: &Path, interface: &str) -> bool {
+/// now runs `program` on `interface`'s `hook` (ingress or egress); false
+/// when the pin is not a usable TCX link (its interface was deleted, or it
+/// belongs to another interface or hook), which the caller then removes.
+pub(crate) fn replace_in_pinned_link(
+    program: &mut SchedClassifier,
+    pin: &Path,
+    interface: &str,
+    hook: TcAttachType,
+) -> bool {
     let replaced = PinnedLink::from_pin(pin)
         .map_err(|e| e.to_string())
         .map(FdLink::from)
@@ -569,12 +576,16 @@ fn replace_in_pinned_link(program: &mut SchedClassifier, pin: &Path, interface: 
     // The link is the pin's; the program only needs to let go of its fd.
     let taken = program.take_link(id);
     let ours = program.info().map(|info| info.id()).ok();
-    let running = SchedClassifier::query_tcx(interface, TcAttachType::Ingress)
+    let running = SchedClassifier::query_tcx(interface, hook)
         .map(|(_, programs)| programs.iter().any(|p| Some(p.id()) == ours))
         .unwrap_or(false);
     drop(taken);
     if running {
-        tracing::info!(interface, "swapped the new program into the pinned link");
+        tracing::info!(
+            interface,
+            ?hook,
+            "swapped the new program into the pinned link"
+        );
     }
     running
 }

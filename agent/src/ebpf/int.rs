@@ -19,6 +19,7 @@
 //! | reset of that default action | [`IntTransit::clear_switch_id`] |
 //! | `int_watchlist` insert / modify | [`IntTransit::insert_watch_rule`] |
 //! | `int_watchlist` delete | [`IntTransit::remove_watch_rule`] |
+//! | every `int_watchlist` entry gone (a new pipeline) | [`IntTransit::clear_watch_rules`] |
 //! | `int_watchlist_counter` | [`IntTransit::watch_rule_hits`] |
 //! | `int_switch_config_counter` | [`IntTransit::switch_config_hits`] |
 //! | `egress_port_counter` | [`IntTransit::port_tx`] |
@@ -26,8 +27,11 @@
 //! [`QueuePublisher`]: super::QueuePublisher
 
 use std::collections::HashMap as StdHashMap;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, MapData, MapType, PerCpuArray, PerCpuValues};
+use aya::programs::links::FdLink;
 use aya::programs::tc::{SchedClassifierLinkId, TcAttachType};
 use aya::programs::SchedClassifier;
 use aya::Ebpf;
@@ -40,6 +44,7 @@ use solyx_ebpf_common::int::{
 use solyx_ebpf_common::Counter;
 
 use super::bpffs::MapLayout;
+use super::fabric::replace_in_pinned_link;
 use super::{Error, Fabric};
 
 /// The egress program's pinned maps and their layouts; `Fabric::load` pins
@@ -226,17 +231,16 @@ fn free_counter(rules: &[Installed]) -> Option<u8> {
 /// The INT transit stage: the loaded `fabric_egress` program's attachments
 /// and maps.
 ///
-/// The program itself stays in the [`Fabric`]'s object: dropping the
-/// `Fabric` detaches it from every port; dropping an `IntTransit` does not
-/// (call [`IntTransit::detach`] for that).
-///
-/// TODO-robustness: the egress links are not pinned, so between an agent's
-/// exit and the next agent's [`IntTransit::attach`] packets leave without
-/// INT (and an ingress program that outlives the agent keeps writing its
-/// stamp into `skb->mark`, which then nobody clears). Cost: an INT gap of
-/// one restart. The maps are pinned with the
-/// fabric's, so the switch ID, the watchlist and the counters survive an
-/// agent restart.
+/// The program itself stays in the [`Fabric`]'s object. On kernels with
+/// TCX (≥ 6.6) each egress link is pinned next to the maps
+/// (`link-egress-<interface>`), like the ingress links: the program keeps
+/// adding INT while no agent runs, and the next agent's
+/// [`IntTransit::attach`] swaps its program into the pinned link
+/// atomically. Without TCX the link is a clsact filter the program owns,
+/// detached when the `Fabric` is dropped. Dropping an `IntTransit` detaches
+/// nothing (call [`IntTransit::detach`] for that). The maps are pinned with
+/// the fabric's, so the switch ID, the watchlist and the counters survive
+/// an agent restart too.
 pub struct IntTransit {
     config: Array<MapData, IntConfig>,
     watchlist: Array<MapData, WatchRule>,
@@ -248,7 +252,21 @@ pub struct IntTransit {
     /// The active bank's rules, in bank order.
     rules: Vec<Installed>,
     /// Interface name → (ifindex, link) of every egress attachment.
-    links: StdHashMap<String, (u32, SchedClassifierLinkId)>,
+    links: StdHashMap<String, (u32, EgressLink)>,
+}
+
+/// File name prefix of a pinned egress link in the instance directory.
+const LINK_PIN_PREFIX: &str = "link-egress-";
+
+/// How an egress attachment is held.
+#[derive(Debug)]
+enum EgressLink {
+    /// A TCX link pinned at this path: it outlives the agent; removing the
+    /// pin detaches it.
+    Pinned(PathBuf),
+    /// A link the loaded program owns (a clsact filter, on kernels without
+    /// TCX); it is detached with the `Fabric`.
+    Owned(SchedClassifierLinkId),
 }
 
 impl std::fmt::Debug for IntTransit {
@@ -295,8 +313,13 @@ impl IntTransit {
 
     /// Attaches the egress program to interface `name`, which `fabric` must
     /// have attached as a port already (its `PORT_OF_IFINDEX` entry gives
-    /// the egress port). Attaching again replaces the earlier attachment.
-    /// Returns the interface index.
+    /// the egress port). Returns the interface index.
+    ///
+    /// On kernels with TCX the link is pinned (`link-egress-<name>` in the
+    /// fabric's pin directory) so that it outlives the agent; when a
+    /// previous agent left such a pin, this program is swapped into that
+    /// link atomically and INT never stops. Attaching an interface again
+    /// replaces the program in place.
     pub fn attach(&mut self, fabric: &mut Fabric, name: &str) -> Result<u32, Error> {
         let Some(ifindex) = fabric
             .attached()
@@ -308,24 +331,63 @@ impl IntTransit {
                 format!("{name} is not a fabric port (Fabric::attach it first)"),
             ));
         };
-        self.detach(fabric, name)?;
-        let link = program_mut(fabric.ebpf_mut())?
-            .attach(name, TcAttachType::Egress)
-            .map_err(program_error)?;
+        if let Some((_, EgressLink::Owned(link))) = self.links.remove(name) {
+            program_mut(fabric.ebpf_mut())?
+                .detach(link)
+                .map_err(program_error)?;
+        }
+        let pin = fabric.pin_dir().join(format!("{LINK_PIN_PREFIX}{name}"));
+        let link = attach_link(program_mut(fabric.ebpf_mut())?, &pin, name)?;
+        tracing::info!(interface = name, ifindex, link = ?link, "INT transit attached");
         self.links.insert(name.to_owned(), (ifindex, link));
-        tracing::info!(interface = name, ifindex, "INT transit attached");
         Ok(ifindex)
     }
 
     /// Detaches the egress program from `name`; nothing for an interface
     /// this `IntTransit` did not attach.
     pub fn detach(&mut self, fabric: &mut Fabric, name: &str) -> Result<(), Error> {
-        let Some((_, link)) = self.links.remove(name) else {
-            return Ok(());
-        };
-        program_mut(fabric.ebpf_mut())?
-            .detach(link)
-            .map_err(program_error)
+        match self.links.remove(name) {
+            None => Ok(()),
+            Some((_, EgressLink::Owned(link))) => program_mut(fabric.ebpf_mut())?
+                .detach(link)
+                .map_err(program_error),
+            Some((_, EgressLink::Pinned(pin))) => match std::fs::remove_file(&pin) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Bpffs {
+                    path: pin,
+                    source: e,
+                }),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Detaches the pinned egress links a previous agent left on interfaces
+    /// this `IntTransit` did not attach (ports no longer configured). Call
+    /// it after attaching every configured port, like
+    /// [`Fabric::retain_ports`].
+    pub fn retain_ports(&mut self, fabric: &Fabric) -> Result<(), Error> {
+        let dir = fabric.pin_dir();
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::Bpffs {
+            path: dir.to_owned(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(name) = file.to_str().and_then(|f| f.strip_prefix(LINK_PIN_PREFIX)) else {
+                continue;
+            };
+            if !self.links.contains_key(name) {
+                tracing::info!(
+                    interface = name,
+                    "detached INT from a port of the previous agent"
+                );
+                std::fs::remove_file(entry.path()).map_err(|source| Error::Bpffs {
+                    path: entry.path(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Interfaces the egress program is attached to, with their ifindexes.
@@ -413,6 +475,11 @@ impl IntTransit {
         }
         self.commit(rules)?;
         Ok(true)
+    }
+
+    /// Removes every `int_watchlist` entry, in one swap.
+    pub fn clear_watch_rules(&mut self) -> Result<(), Error> {
+        self.commit(Vec::new())
     }
 
     /// Every `int_watchlist` entry, highest priority first.
@@ -561,6 +628,47 @@ fn program_error(source: aya::programs::ProgramError) -> Error {
     Error::Program {
         program: PROG_FABRIC_EGRESS,
         source: Box::new(source),
+    }
+}
+
+/// Attaches `program` to `name`'s egress: into the pinned link of a
+/// previous agent when there is a usable one, else as a new link, pinned at
+/// `pin` when it is a TCX link.
+fn attach_link(program: &mut SchedClassifier, pin: &Path, name: &str) -> Result<EgressLink, Error> {
+    if pin.exists() {
+        if replace_in_pinned_link(program, pin, name, TcAttachType::Egress) {
+            return Ok(EgressLink::Pinned(pin.to_owned()));
+        }
+        // Dead (its interface is gone) or someone else's: unpinning
+        // releases it.
+        std::fs::remove_file(pin).map_err(|source| Error::Bpffs {
+            path: pin.to_owned(),
+            source,
+        })?;
+    }
+    let id = program
+        .attach(name, TcAttachType::Egress)
+        .map_err(program_error)?;
+    let link = program.take_link(id).map_err(program_error)?;
+    match FdLink::try_from(link) {
+        Ok(fd_link) => {
+            fd_link.pin(pin).map_err(|e| Error::Bpffs {
+                path: pin.to_owned(),
+                source: io::Error::other(e),
+            })?;
+            Ok(EgressLink::Pinned(pin.to_owned()))
+        }
+        // TODO-robustness: without TCX (kernels before 6.6) the filter is
+        // attached again as one the program owns: it goes with the agent,
+        // so INT stops while no agent runs, and a taken-out clsact filter
+        // stays behind without a handle (as for ingress, see
+        // `Fabric::attach`).
+        Err(_) => {
+            let id = program
+                .attach(name, TcAttachType::Egress)
+                .map_err(program_error)?;
+            Ok(EgressLink::Owned(id))
+        }
     }
 }
 

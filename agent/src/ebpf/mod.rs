@@ -42,16 +42,18 @@
 //! there if nothing is): a restarted agent reopens them and keeps its
 //! forwarding entries and counters; a pinned map whose layout differs from
 //! this agent's is recreated, losing its state, with a warning. The TC
-//! ingress links are pinned there too (TCX, kernels ≥ 6.6), so the program
-//! keeps forwarding when the agent stops; the next agent swaps its own
-//! program into them atomically. Removing the pin directory
-//! ([`remove_instance`]) detaches the program.
+//! ingress and egress links are pinned there too (TCX, kernels ≥ 6.6), so
+//! the programs keep forwarding and adding INT when the agent stops; the
+//! next agent swaps its own programs into them atomically. Removing the pin
+//! directory ([`remove_instance`]) detaches the programs.
 //!
 //! # The P4Runtime data plane
 //!
 //! [`EbpfFabricDataplane`] (`dataplane/`) implements the server's
-//! `Dataplane` for `solyx_fabric` over a [`Fabric`]: routes, groups, ACL,
-//! egress rewrite ([`Tables`]), MPLS, counters and packet I/O.
+//! `Dataplane` for `solyx_fabric` over a [`Fabric`] and its
+//! [`IntTransit`]: routes, groups, ACL (one table swap per Write), egress
+//! rewrite ([`Tables`]), MPLS, the INT tables, counters and packet I/O; it
+//! runs the [`QueuePublisher`] of its switch.
 //!
 //! # Built without the eBPF toolchain
 //!

@@ -211,11 +211,28 @@ pub trait Dataplane: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Applies one change.
+    /// Applies one change. A data plane may collect changes and make them
+    /// visible to packets only at [`Dataplane::end_batch`] (one swap for a
+    /// whole Write instead of one per update).
     ///
     /// # Errors
     /// The change was refused; nothing of it may remain applied.
     fn apply(&self, change: &Change<'_>) -> Result<(), DataplaneError>;
+
+    /// Ends a batch of changes: the server calls it once per Write request,
+    /// after every update of it (and, for a failed batch that is rolled
+    /// back, after the undoing changes), with no other call in between. A
+    /// data plane that collected changes makes them visible now. The
+    /// default does nothing.
+    ///
+    /// # Errors
+    /// The collected changes could not be made visible. They must then
+    /// stay pending (a later `end_batch` may publish them): the server
+    /// undoes every change of the batch and calls `end_batch` again, so
+    /// the data plane ends up as it was before the Write.
+    fn end_batch(&self) -> Result<(), DataplaneError> {
+        Ok(())
+    }
 
     /// Reads cells `indices` of indexed counter `counter_id` (inside the
     /// counter's size). Returns one value per index, in order.

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use solyx_p4runtime::proto::p4::v1 as p4;
@@ -22,14 +22,18 @@ use super::dataplane::{
 ///
 /// For tests it shows what the server asked of it: packet-outs can be
 /// watched with [`MemoryDataplane::packet_outs`], packet-ins injected with
-/// [`MemoryDataplane::inject_packet_in`], and changes to chosen tables
-/// refused with [`MemoryDataplane::refuse_table`].
+/// [`MemoryDataplane::inject_packet_in`], changes to chosen tables
+/// refused with [`MemoryDataplane::refuse_table`], ends of batches counted
+/// with [`MemoryDataplane::batches_ended`] and the next one failed with
+/// [`MemoryDataplane::fail_next_end_batch`].
 #[derive(Debug)]
 pub struct MemoryDataplane {
     sink: Mutex<Option<PacketInSink>>,
     packet_outs: broadcast::Sender<PacketOut>,
     changes: AtomicU64,
     refused_tables: Mutex<HashSet<u32>>,
+    batches: AtomicU64,
+    fail_end_batch: AtomicBool,
 }
 
 impl Default for MemoryDataplane {
@@ -52,6 +56,8 @@ impl MemoryDataplane {
             packet_outs: broadcast::channel(1024).0,
             changes: AtomicU64::new(0),
             refused_tables: Mutex::new(HashSet::new()),
+            batches: AtomicU64::new(0),
+            fail_end_batch: AtomicBool::new(false),
         }
     }
 
@@ -92,6 +98,19 @@ impl MemoryDataplane {
     pub fn accept_all_tables(&self) {
         lock(&self.refused_tables).clear();
     }
+
+    /// How many times the server ended a batch ([`Dataplane::end_batch`]).
+    #[must_use]
+    pub fn batches_ended(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next [`Dataplane::end_batch`] fail (as a data plane that
+    /// cannot publish what it collected would), to test that the server
+    /// then undoes the batch.
+    pub fn fail_next_end_batch(&self) {
+        self.fail_end_batch.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Dataplane for MemoryDataplane {
@@ -128,6 +147,17 @@ impl Dataplane for MemoryDataplane {
             }
         }
         self.changes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn end_batch(&self) -> Result<(), DataplaneError> {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        if self.fail_end_batch.swap(false, Ordering::Relaxed) {
+            return Err(DataplaneError::new(
+                DataplaneErrorKind::Failed,
+                "memory data plane told to fail the end of this batch",
+            ));
+        }
         Ok(())
     }
 

@@ -218,3 +218,61 @@ pub async fn table_hits(s: &DeviceSession, ix: &P4InfoIndex, name: &str) -> i64 
         .map(|d| d.packet_count)
         .sum()
 }
+
+/// `int_switch_config` default entry: this switch's INT ID.
+pub fn int_switch_id(ix: &P4InfoIndex, switch_id: u32) -> p4::Entity {
+    let a = ix
+        .action("int_set_switch_id")
+        .unwrap()
+        .param("switch_id", switch_id)
+        .unwrap()
+        .build()
+        .unwrap();
+    ix.table_entry("int_switch_config")
+        .unwrap()
+        .as_default()
+        .action(a)
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// `int_watchlist` entry of `priority`: packets with DSCP `dscp` (all six
+/// bits) run `action` (`int_mark_int` or `int_no_mark`).
+pub fn int_watch_dscp(ix: &P4InfoIndex, priority: i32, dscp: u8, action: &str) -> p4::Entity {
+    let a = ix.action(action).unwrap().build().unwrap();
+    ix.table_entry("int_watchlist")
+        .unwrap()
+        .ternary("ipv4_dscp", dscp, 0x3fu8)
+        .unwrap()
+        .priority(priority)
+        .action(a)
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// The direct counter of table `name`'s default entry, read over
+/// P4Runtime: (packets, bytes).
+pub async fn default_entry_hits(s: &DeviceSession, ix: &P4InfoIndex, name: &str) -> (i64, i64) {
+    let query = p4::Entity {
+        entity: Some(p4::entity::Entity::DirectCounterEntry(
+            p4::DirectCounterEntry {
+                table_entry: Some(p4::TableEntry {
+                    table_id: table_id(ix, name),
+                    is_default_action: true,
+                    ..Default::default()
+                }),
+                data: None,
+            },
+        )),
+    };
+    let found = s.read(vec![query]).await.expect("read default counter");
+    found
+        .iter()
+        .find_map(|e| match &e.entity {
+            Some(p4::entity::Entity::DirectCounterEntry(d)) => d.data.as_ref(),
+            _ => None,
+        })
+        .map_or((0, 0), |d| (d.packet_count, d.byte_count))
+}

@@ -1,7 +1,7 @@
 //! Helpers of the eBPF switch tests (`tests/ebpf_switch_*.rs`): the root
 //! check, network namespaces and veths removed by a guard, threads that
-//! enter a namespace, in-process switches, and the controller's P4Runtime
-//! client set up for `solyx_fabric`.
+//! enter a namespace, in-process switches, the controller's P4Runtime
+//! client set up for `solyx_fabric`, and INT-MD probes.
 //!
 //! Every namespace is named `sxf<pid>-<test>-<role>` and every veth
 //! `sx<pid%100000><tag>` plus a short role, so parallel tests and
@@ -11,6 +11,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fabric;
+pub mod int;
 pub mod packet;
 
 use std::fs::File;

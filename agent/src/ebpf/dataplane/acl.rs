@@ -1,6 +1,17 @@
 //! The ACL (`FabricIngress.acl`) as installed: its rules in priority order,
-//! each with its own counter slot, and the default action; every change
-//! publishes a whole new rule table (see `solyx_ebpf_common::acl`).
+//! each with its own counter slot, and the default action. The program sees
+//! a whole rule table (see `solyx_ebpf_common::acl`), and swapping one in
+//! waits for an RCU grace period (≈ 12 ms), so changes are collected and
+//! published once, at the end of a P4Runtime Write ([`Acl::flush`], from
+//! `Dataplane::end_batch`): a Write of 512 rules costs one swap, not 512.
+//!
+//! Until that publish the program still runs the previous table, so the
+//! counter slot of a rule removed in the batch stays the old rule's
+//! ("retired") and is handed out again only after the publish. The same
+//! rule inserted again before the publish (the undo of a rolled-back
+//! Write, or a delete and insert in one Write) takes its slot back with its
+//! counter: for packets the rule never went away, and a rolled-back Write
+//! leaves no trace, not even a swap.
 //!
 //! Rules are ordered by descending P4Runtime priority (a larger number
 //! wins), then by value and mask, so that the order, and with it the
@@ -44,6 +55,14 @@ pub(crate) struct Acl {
     /// While restoring: the rules of the pinned table, whose counter slots
     /// the same rules take over; and no table is published until the end.
     pub(crate) pinned: Option<Vec<AclRule>>,
+    /// Rules removed since the last publish, with their counter slots: the
+    /// published table may still count into those.
+    retired: Vec<(RuleKey, u32)>,
+    /// The table last published by this agent; `None` when unknown (a new
+    /// data plane, a restore).
+    published: Option<Box<AclTable>>,
+    /// Tables published so far (for tests and logs).
+    pub(crate) publishes: u64,
 }
 
 impl Default for Acl {
@@ -53,6 +72,9 @@ impl Default for Acl {
             default_action: ACL_ACTION_PERMIT,
             slots: Slots::new(ACL_CAPACITY),
             pinned: None,
+            retired: Vec::new(),
+            published: None,
+            publishes: 0,
         }
     }
 }
@@ -130,16 +152,23 @@ impl Acl {
         table
     }
 
-    /// Publishes the current rules, unless a restore is collecting them.
-    // TODO-perf: every ACL change publishes a whole table and waits for an
-    // RCU grace period in the kernel (about 12 ms here): a Write of n ACL
-    // updates takes n waits (512 rules: 6.4 s). Publishing once per Write
-    // batch needs an end-of-batch call in the `Dataplane` seam.
-    fn publish(&self, tables: &mut Tables) -> Result<(), DataplaneError> {
+    /// Publishes the current rules unless a restore is collecting them or
+    /// the program already runs exactly this table; then hands the retired
+    /// counter slots back.
+    pub(crate) fn flush(&mut self, tables: &mut Tables) -> Result<(), DataplaneError> {
         if self.pinned.is_some() {
             return Ok(());
         }
-        tables.publish_acl(&self.table()).map_err(map_err)
+        let table = self.table();
+        if self.published.as_deref() != Some(&*table) {
+            tables.publish_acl(&table).map_err(map_err)?;
+            self.publishes += 1;
+            self.published = Some(table);
+        }
+        for (_, slot) in self.retired.drain(..) {
+            self.slots.free(slot);
+        }
+        Ok(())
     }
 
     /// Publishes the current rules in any case (the end of a restore),
@@ -148,16 +177,49 @@ impl Acl {
         for unclaimed in self.pinned.take().unwrap_or_default() {
             self.slots.free(unclaimed.hit_slot);
         }
-        self.publish(tables)
+        self.published = None;
+        self.flush(tables)
     }
 
-    /// Installs a rule.
+    /// The counter slot for a new rule `key`: its own if it was removed
+    /// since the last publish (counter and all), else a free one, zeroed.
+    /// When every slot is taken or retired, the pending changes are
+    /// published first to free the retired ones.
+    fn slot_for(&mut self, tables: &mut Tables, key: &RuleKey) -> Result<u32, DataplaneError> {
+        if let Some(at) = self.retired.iter().position(|(k, _)| k == key) {
+            return Ok(self.retired.swap_remove(at).1);
+        }
+        let mut slot = self.slots.take();
+        if slot.is_none() && !self.retired.is_empty() {
+            self.flush(tables)?;
+            slot = self.slots.take();
+        }
+        let slot = slot.ok_or_else(|| {
+            DataplaneError::new(
+                DataplaneErrorKind::Full,
+                format!("the ACL is full ({ACL_CAPACITY} rules)"),
+            )
+        })?;
+        if let Err(e) = tables.reset_acl_hits(slot) {
+            self.slots.free(slot);
+            return Err(map_err(e));
+        }
+        Ok(slot)
+    }
+
+    /// Installs a rule (published by the next [`Acl::flush`]).
     pub(crate) fn insert(
         &mut self,
         tables: &mut Tables,
         key: RuleKey,
         action: u32,
     ) -> Result<(), DataplaneError> {
+        if let Some(installed) = self.rules.get_mut(&key) {
+            // Installed already (the store never asks for that): the same
+            // rule with this action.
+            installed.action = action;
+            return Ok(());
+        }
         let words = (
             AclKey { bytes: key.1 }.words(),
             AclKey { bytes: key.2 }.words(),
@@ -169,79 +231,35 @@ impl Acl {
         });
         let hit_slot = match adopted {
             Some(slot) => slot,
-            None => {
-                let slot = self.slots.take().ok_or_else(|| {
-                    DataplaneError::new(
-                        DataplaneErrorKind::Full,
-                        format!("the ACL is full ({ACL_CAPACITY} rules)"),
-                    )
-                })?;
-                if let Err(e) = tables.reset_acl_hits(slot) {
-                    self.slots.free(slot);
-                    return Err(map_err(e));
-                }
-                slot
-            }
+            None => self.slot_for(tables, &key)?,
         };
         self.rules.insert(key, Installed { action, hit_slot });
-        if let Err(e) = self.publish(tables) {
-            self.rules.remove(&key);
-            self.slots.free(hit_slot);
-            return Err(e);
-        }
         Ok(())
     }
 
-    /// Changes the action of a rule.
-    pub(crate) fn modify(
-        &mut self,
-        tables: &mut Tables,
-        key: RuleKey,
-        action: u32,
-    ) -> Result<(), DataplaneError> {
+    /// Changes the action of a rule (published by the next
+    /// [`Acl::flush`]).
+    pub(crate) fn modify(&mut self, key: RuleKey, action: u32) -> Result<(), DataplaneError> {
         let installed = self
             .rules
             .get_mut(&key)
             .ok_or_else(|| invalid("acl: the rule is not installed"))?;
-        let old = std::mem::replace(&mut installed.action, action);
-        if let Err(e) = self.publish(tables) {
-            if let Some(installed) = self.rules.get_mut(&key) {
-                installed.action = old;
-            }
-            return Err(e);
-        }
+        installed.action = action;
         Ok(())
     }
 
-    /// Removes a rule.
-    pub(crate) fn remove(
-        &mut self,
-        tables: &mut Tables,
-        key: RuleKey,
-    ) -> Result<(), DataplaneError> {
-        let Some(installed) = self.rules.remove(&key) else {
-            return Ok(());
-        };
-        if let Err(e) = self.publish(tables) {
-            self.rules.insert(key, installed);
-            return Err(e);
+    /// Removes a rule (published by the next [`Acl::flush`], which then
+    /// frees its counter slot).
+    pub(crate) fn remove(&mut self, key: RuleKey) {
+        if let Some(installed) = self.rules.remove(&key) {
+            self.retired.push((key, installed.hit_slot));
         }
-        self.slots.free(installed.hit_slot);
-        Ok(())
     }
 
-    /// Sets the default action (`ACL_ACTION_*`).
-    pub(crate) fn set_default(
-        &mut self,
-        tables: &mut Tables,
-        action: u32,
-    ) -> Result<(), DataplaneError> {
-        let old = std::mem::replace(&mut self.default_action, action);
-        if let Err(e) = self.publish(tables) {
-            self.default_action = old;
-            return Err(e);
-        }
-        Ok(())
+    /// Sets the default action (`ACL_ACTION_*`; published by the next
+    /// [`Acl::flush`]).
+    pub(crate) fn set_default(&mut self, action: u32) {
+        self.default_action = action;
     }
 
     /// The counter of a rule, or of the default entry.
@@ -277,10 +295,20 @@ impl Acl {
         self.pinned = Some(rules);
     }
 
-    /// Empties the ACL (default permit) and publishes that.
+    /// Forgets every rule and the published table (default permit), in
+    /// memory only; the publish count stays.
+    pub(crate) fn reset(&mut self) {
+        let publishes = self.publishes;
+        *self = Self {
+            publishes,
+            ..Self::default()
+        };
+    }
+
+    /// Empties the ACL (default permit) and publishes that at once.
     pub(crate) fn clear(&mut self, tables: &mut Tables) -> Result<(), DataplaneError> {
-        *self = Self::default();
-        self.publish(tables)
+        self.reset();
+        self.flush(tables)
     }
 }
 

@@ -1,23 +1,26 @@
 //! [`EbpfFabricDataplane`]: the P4Runtime data plane of a `solyx_fabric`
 //! switch on Linux. Validated P4Runtime changes become updates of the
-//! fabric program's maps; counters are read from its per-CPU maps;
-//! packet-ins come from its perf rings and packet-outs leave through a raw
-//! socket.
+//! fabric programs' maps (TC ingress: forwarding and ACL; TC egress: INT
+//! transit); counters are read from their per-CPU maps; packet-ins come
+//! from the perf rings and packet-outs leave through a raw socket; a
+//! [`QueuePublisher`] thread feeds the egress program the ports' queue
+//! state.
 //!
 //! Files: `names` (P4Info names → IDs, the pipeline check), `ports` (P4
 //! port ↔ interface), `decode` (values out of P4Runtime entities), `state`
-//! (one arm per table), `acl` (rule order, slots, swaps), `wcmp` (routes,
-//! members, groups), `slots` (counter slots), `restore` (taking over the
-//! pinned maps after a restart), `packet_io` (packet-in reader,
-//! packet-out socket).
+//! (one arm per table), `acl` (rule order, slots, one swap per Write),
+//! `wcmp` (routes, members, groups), `int` (the INT transit tables),
+//! `slots` (counter slots), `restore` (taking over the pinned maps after a
+//! restart), `packet_io` (packet-in reader, packet-out socket).
 //!
 //! Everything the data plane does runs under one mutex, taken by the
 //! server while it holds its device lock; the packet-in thread shares only
-//! the sink with it, and packet-outs only the read-only port map and the
-//! socket.
+//! the sink with it, packet-outs only the read-only port map and the
+//! socket, and the queue publisher only the pinned maps it writes.
 
 mod acl;
 mod decode;
+mod int;
 mod names;
 mod packet_io;
 mod ports;
@@ -41,7 +44,7 @@ pub use restore::RestoreReport;
 
 use self::packet_io::{PacketInStats, PacketSender, Reader, SharedSink};
 use self::state::State;
-use super::{bpffs, Error, Fabric};
+use super::{bpffs, Error, Fabric, IntTransit, QueuePublisher, DEFAULT_PUBLISH_PERIOD};
 use crate::p4rt::{Change, Dataplane, DataplaneError, DataplaneErrorKind, PacketInSink, PacketOut};
 
 /// Pages per CPU of each packet-in perf ring (a power of two): 64 pages of
@@ -83,6 +86,8 @@ pub struct PacketInCounts {
 
 /// The eBPF data plane of a `solyx_fabric` switch.
 pub struct EbpfFabricDataplane {
+    /// Stopped (and joined) when the data plane is dropped.
+    _publisher: QueuePublisher,
     state: Mutex<State>,
     ports: PortMap,
     sender: PacketSender,
@@ -104,10 +109,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EbpfFabricDataplane {
-    /// Loads the fabric program for `switch.instance` (maps and links
-    /// pinned under [`bpffs::DEFAULT_PIN_ROOT`]), attaches it to every
-    /// port, and opens packet I/O. Interfaces resolve, and the packet-out
-    /// socket is opened, in the calling thread's network namespace.
+    /// Loads the fabric programs for `switch.instance` (maps and links
+    /// pinned under [`bpffs::DEFAULT_PIN_ROOT`]), attaches the ingress and
+    /// the INT egress program to every port, starts the INT queue
+    /// publisher and opens packet I/O. Interfaces resolve, and the
+    /// packet-out and netlink sockets are opened, in the calling thread's
+    /// network namespace.
     ///
     /// A previous agent's program keeps forwarding until this one is
     /// swapped into its links; its entries stay in the maps until the
@@ -115,7 +122,8 @@ impl EbpfFabricDataplane {
     /// [`EbpfFabricDataplane::clear_tables`] to start empty).
     ///
     /// # Errors
-    /// Loading, attaching or opening packet I/O failed.
+    /// Loading, attaching, starting the publisher or opening packet I/O
+    /// failed.
     pub fn start(switch: &SwitchPorts) -> Result<Self, Error> {
         Self::start_with(Path::new(bpffs::DEFAULT_PIN_ROOT), switch)
     }
@@ -123,7 +131,7 @@ impl EbpfFabricDataplane {
     /// [`EbpfFabricDataplane::start`] with another pin root.
     ///
     /// # Errors
-    /// Loading, attaching or opening packet I/O failed.
+    /// As [`EbpfFabricDataplane::start`].
     pub fn start_with(pin_root: &Path, switch: &SwitchPorts) -> Result<Self, Error> {
         let mut seen = std::collections::BTreeSet::new();
         for spec in &switch.ports {
@@ -142,6 +150,18 @@ impl EbpfFabricDataplane {
             ports.insert(spec.port, &spec.interface, ifindex);
         }
         fabric.retain_ports()?;
+        let mut int = IntTransit::new(&mut fabric)?;
+        for spec in &switch.ports {
+            int.attach(&mut fabric, &spec.interface)?;
+        }
+        int.retain_ports(&fabric)?;
+        let publisher =
+            QueuePublisher::start(fabric.pin_dir(), DEFAULT_PUBLISH_PERIOD).map_err(|source| {
+                Error::Interface {
+                    name: "INT queue publisher (rtnetlink)".into(),
+                    source,
+                }
+            })?;
         let sender = PacketSender::open().map_err(|source| Error::Interface {
             name: "AF_PACKET socket".into(),
             source,
@@ -158,7 +178,8 @@ impl EbpfFabricDataplane {
             })?;
         tracing::info!(instance = %switch.instance, ports = %ports, "eBPF fabric data plane ready");
         Ok(Self {
-            state: Mutex::new(State::new(fabric, ports.clone())),
+            _publisher: publisher,
+            state: Mutex::new(State::new(fabric, int, ports.clone())),
             ports,
             sender,
             sink,
@@ -178,6 +199,20 @@ impl EbpfFabricDataplane {
     /// behind the data plane's back makes a Read lie.
     pub fn with_fabric<R>(&self, f: impl FnOnce(&mut Fabric) -> R) -> R {
         f(&mut lock(&self.state).fabric)
+    }
+
+    /// Runs `f` on the INT transit stage (its tables, counters and event
+    /// counts), under the data plane's lock. For diagnostics and tests, as
+    /// [`EbpfFabricDataplane::with_fabric`].
+    pub fn with_int<R>(&self, f: impl FnOnce(&mut IntTransit) -> R) -> R {
+        f(&mut lock(&self.state).int.transit)
+    }
+
+    /// How many ACL tables this data plane has swapped in since it started
+    /// (one per Write that changed the ACL, see `Dataplane::end_batch`).
+    #[must_use]
+    pub fn acl_publishes(&self) -> u64 {
+        lock(&self.state).acl.publishes
     }
 
     /// Empties every table (what a previous agent left included); ports
@@ -255,6 +290,10 @@ impl Dataplane for EbpfFabricDataplane {
 
     fn apply(&self, change: &Change<'_>) -> Result<(), DataplaneError> {
         lock(&self.state).apply(change)
+    }
+
+    fn end_batch(&self) -> Result<(), DataplaneError> {
+        lock(&self.state).end_batch()
     }
 
     fn read_counter(

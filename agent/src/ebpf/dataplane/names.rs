@@ -17,7 +17,8 @@ pub const IMPLEMENTS: &str = "tables FabricIngress.acl (punt_to_cpu, drop, permi
      FabricIngress.mpls_forward (mpls_forward_to, mpls_pop_forward_to), \
      FabricIngress.ipv4_route (set_next_hop, route_drop) with action selector \
      FabricIngress.wcmp_selector, FabricEgress.egress_rewrite (set_src_mac, keep_src_mac), \
-     FabricEgress.int_switch_config, FabricEgress.int_watchlist; counters \
+     FabricEgress.int_switch_config (int_set_switch_id), FabricEgress.int_watchlist \
+     (int_mark_int, int_no_mark); counters \
      FabricIngress.ingress_port_counter, FabricEgress.egress_port_counter";
 
 /// IDs of the ACL table, its match fields and actions.
@@ -82,6 +83,22 @@ pub(crate) struct EgressIds {
     pub(crate) smac: u32,
 }
 
+/// IDs of the INT transit tables, their key fields and actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IntIds {
+    /// Keyless `int_switch_config`: only its default action is written.
+    pub(crate) switch_config: u32,
+    pub(crate) set_switch_id: u32,
+    pub(crate) switch_id: u32,
+    pub(crate) watchlist: u32,
+    /// `ipv4_dscp`, ternary bit<6>.
+    pub(crate) dscp: u32,
+    /// `l4_dst_port`, ternary bit<16>.
+    pub(crate) l4_dst_port: u32,
+    pub(crate) mark: u32,
+    pub(crate) no_mark: u32,
+}
+
 /// Every ID the data plane dispatches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FabricIds {
@@ -89,8 +106,7 @@ pub(crate) struct FabricIds {
     pub(crate) mpls: MplsIds,
     pub(crate) route: RouteIds,
     pub(crate) egress: EgressIds,
-    pub(crate) int_switch_config: u32,
-    pub(crate) int_watchlist: u32,
+    pub(crate) int: IntIds,
     pub(crate) ingress_port_counter: u32,
     pub(crate) egress_port_counter: u32,
 }
@@ -261,15 +277,27 @@ impl FabricIds {
         };
         let _ = r.action("FabricEgress.keep_src_mac", []);
 
+        let switch_config = r.table("FabricEgress.int_switch_config");
+        let (set_switch_id, [switch_id]) =
+            r.action("FabricEgress.int_set_switch_id", [("switch_id", 32)]);
+        let watchlist = r.table("FabricEgress.int_watchlist");
+        let int = IntIds {
+            switch_config: switch_config.map_or(0, |t| t.id),
+            set_switch_id,
+            switch_id,
+            watchlist: watchlist.map_or(0, |t| t.id),
+            dscp: r.field(watchlist, "ipv4_dscp", MatchKind::Ternary, 6),
+            l4_dst_port: r.field(watchlist, "l4_dst_port", MatchKind::Ternary, 16),
+            mark: r.action("FabricEgress.int_mark_int", []).0,
+            no_mark: r.action("FabricEgress.int_no_mark", []).0,
+        };
+
         let ids = FabricIds {
             acl,
             mpls,
             route,
             egress,
-            int_switch_config: r
-                .table("FabricEgress.int_switch_config")
-                .map_or(0, |t| t.id),
-            int_watchlist: r.table("FabricEgress.int_watchlist").map_or(0, |t| t.id),
+            int,
             ingress_port_counter: r.counter("FabricIngress.ingress_port_counter"),
             egress_port_counter: r.counter("FabricEgress.egress_port_counter"),
         };
@@ -299,6 +327,15 @@ mod tests {
         assert_eq!(ids.acl.table, 0x0200_0201);
         assert_eq!(ids.route.selector, 0x1100_0301);
         assert!(ids.acl.fields.iter().all(|&f| f != 0));
+        assert_eq!(ids.int.watchlist, 0x0200_0502);
+        assert!([
+            ids.int.dscp,
+            ids.int.l4_dst_port,
+            ids.int.switch_id,
+            ids.int.mark
+        ]
+        .iter()
+        .all(|&id| id != 0));
     }
 
     #[test]

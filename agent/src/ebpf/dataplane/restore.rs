@@ -3,9 +3,10 @@
 //! The server replays its saved entities as inserts; this data plane takes
 //! each over instead of starting afresh:
 //!
-//! - a route, ACL rule, MPLS entry or egress rewrite found in the maps keeps
-//!   its counter (and counter slot); its value is written again, which
-//!   changes nothing unless it differs (an interface index changed, say);
+//! - a route, ACL rule, MPLS entry, egress rewrite or INT watchlist rule
+//!   found in the maps keeps its counter (and counter slot); its value is
+//!   written again, which changes nothing unless it differs (an interface
+//!   index changed, say); so is the INT switch ID;
 //! - an entity missing from the maps is installed;
 //! - at the end, whatever the maps hold that no saved entity claimed is
 //!   removed, and the ACL table is published once.
@@ -42,7 +43,7 @@ impl State {
     pub(crate) fn begin_restore(&mut self, ids: FabricIds) -> Result<(), DataplaneError> {
         self.ids = Some(ids);
         self.wcmp = Default::default();
-        self.acl = Default::default();
+        self.acl.reset();
         self.mpls.clear();
         self.egress.clear();
 
@@ -65,7 +66,7 @@ impl State {
             }
         }
         self.pinned_egress = Some(egress);
-        Ok(())
+        self.int.begin_restore()
     }
 
     /// Ends a restore: removes what no replayed entity claimed and
@@ -104,6 +105,7 @@ impl State {
             report.stale_removed += 1;
         }
         self.acl.publish_now(tables)?;
+        report.stale_removed += self.int.finish_restore()?;
         for (label, _) in self.fabric.mpls_forward_entries().map_err(map_err)? {
             if !self.mpls.contains(&label) {
                 self.fabric.remove_mpls_forward(label).map_err(map_err)?;

@@ -4,12 +4,14 @@
 //!
 //! | P4Runtime | maps |
 //! | --- | --- |
-//! | `acl` entry / default entry | a new `ACL_TABLE` rule table (swapped whole); `ACL_HITS` slot zeroed for a new rule |
+//! | `acl` entry / default entry | the rules in memory; a new `ACL_TABLE` rule table (swapped whole) once per Write ([`State::end_batch`]); `ACL_HITS` slot zeroed for a new rule |
 //! | `mpls_forward` entry | `MPLS_FORWARD[label]`, `MPLS_HITS[label]` |
 //! | `ipv4_route` entry | `IPV4_ROUTES[prefix]` (+ a one-shot group in `WCMP_GROUPS`), `IPV4_ROUTE_HITS` slot zeroed for a new route |
 //! | `wcmp_selector` member | nothing by itself; every group and route using it is rewritten |
 //! | `wcmp_selector` group | `WCMP_GROUPS[id]` |
 //! | `egress_rewrite` entry | `EGRESS_REWRITE[port]`, `EGRESS_REWRITE_HITS[port]` zeroed on insert |
+//! | `int_switch_config` default entry | `INT_CONFIG` switch ID (`super::int`) |
+//! | `int_watchlist` entry | the `INT_WATCHLIST` bank swapped whole, `INT_WATCH_HITS` slot zeroed for a new rule |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,11 +20,12 @@ use solyx_p4runtime::proto::p4::v1 as p4;
 
 use super::acl::{self, Acl};
 use super::decode::{self, invalid};
+use super::int::Int;
 use super::names::FabricIds;
 use super::ports::PortMap;
 use super::to_dataplane_error;
 use super::wcmp::{decode_hop, Cx, Wcmp};
-use crate::ebpf::Fabric;
+use crate::ebpf::{Fabric, IntTransit};
 use crate::p4rt::{Change, DataplaneError, DataplaneErrorKind, Entry};
 
 /// Everything the data plane has installed, with the fabric's maps.
@@ -39,6 +42,9 @@ pub(crate) struct State {
     /// While restoring: the egress rewrites found pinned (their counters
     /// are kept when the same entry is installed again).
     pub(crate) pinned_egress: Option<HashMap<u16, [u8; 6]>>,
+    /// The INT transit stage (`int_switch_config`, `int_watchlist`,
+    /// `egress_port_counter`).
+    pub(crate) int: Int,
 }
 
 fn map_err(e: crate::ebpf::Error) -> DataplaneError {
@@ -58,8 +64,9 @@ pub(crate) fn counter_data(c: Counter) -> p4::CounterData {
 }
 
 impl State {
-    /// A data plane over `fabric`, whose ports are `ports`.
-    pub(crate) fn new(fabric: Fabric, ports: PortMap) -> Self {
+    /// A data plane over `fabric` and its INT stage `int`, whose ports are
+    /// `ports`.
+    pub(crate) fn new(fabric: Fabric, int: IntTransit, ports: PortMap) -> Self {
         Self {
             fabric,
             ports,
@@ -69,6 +76,7 @@ impl State {
             mpls: BTreeSet::new(),
             egress: BTreeMap::new(),
             pinned_egress: None,
+            int: Int::new(int),
         }
     }
 
@@ -94,7 +102,12 @@ impl State {
             }
         }
         self.egress.clear();
-        Ok(())
+        self.int.clear()
+    }
+
+    /// Ends a Write: publishes the ACL once for all its changes.
+    pub(crate) fn end_batch(&mut self) -> Result<(), DataplaneError> {
+        self.acl.flush(self.fabric.tables_mut())
     }
 
     /// Applies one validated change.
@@ -134,14 +147,10 @@ impl State {
             self.write_route(ids, op, t)
         } else if table == ids.egress.table {
             self.write_egress(ids, op, t)
-        } else if table == ids.int_switch_config || table == ids.int_watchlist {
-            // TODO-completeness: the INT transit tables are programmed by
-            // the INT stage (`crate::ebpf::IntTransit`), which this data
-            // plane does not drive yet; until it does, a controller cannot
-            // enable INT on an eBPF switch.
-            Err(unsupported(
-                "the INT transit tables are not programmed by this data plane yet",
-            ))
+        } else if table == ids.int.switch_config {
+            self.int.write_switch_config(&ids.int, t)
+        } else if table == ids.int.watchlist {
+            self.int.write_watchlist(&ids.int, op == Op::Delete, t)
         } else {
             Err(unsupported(format!(
                 "table {table:#010x} is not implemented by the eBPF fabric data plane"
@@ -155,25 +164,29 @@ impl State {
         op: Op,
         t: &p4::TableEntry,
     ) -> Result<(), DataplaneError> {
-        let tables = self.fabric.tables_mut();
+        // Changes collect in memory; `end_batch` publishes them.
         if t.is_default_action {
             let action = match decode::direct_action(t) {
                 None => solyx_ebpf_common::acl::ACL_ACTION_PERMIT,
                 Some(a) => acl::decode_action(&ids.acl, a)?,
             };
-            return self.acl.set_default(tables, action);
+            self.acl.set_default(action);
+            return Ok(());
         }
         let key = acl::decode_key(&ids.acl, t)?;
         match op {
-            Op::Delete => self.acl.remove(tables, key),
+            Op::Delete => {
+                self.acl.remove(key);
+                Ok(())
+            }
             Op::Insert | Op::Modify => {
                 let action = decode::direct_action(t)
                     .ok_or_else(|| invalid("acl: the entry has no action"))
                     .and_then(|a| acl::decode_action(&ids.acl, a))?;
                 if op == Op::Insert {
-                    self.acl.insert(tables, key, action)
+                    self.acl.insert(self.fabric.tables_mut(), key, action)
                 } else {
-                    self.acl.modify(tables, key, action)
+                    self.acl.modify(key, action)
                 }
             }
         }
@@ -397,10 +410,15 @@ impl State {
             } else {
                 Counter::default()
             }
+        } else if t.table_id == ids.int.switch_config {
+            self.int.switch_config_hits(t)?
+        } else if t.table_id == ids.int.watchlist {
+            self.int.watch_hits(&ids.int, t)?
         } else {
-            // TODO-completeness: the INT tables' counters (and the default
-            // entries' of tables without a default slot) read as zero until
-            // the INT stage is driven by this data plane.
+            // TODO-completeness: the default entries of mpls_forward,
+            // ipv4_route and egress_rewrite have no counter slot in the
+            // programs (a miss is counted as a drop reason only), so their
+            // direct counters read zero.
             Counter::default()
         };
         Ok(counter_data(counter))
@@ -422,10 +440,18 @@ impl State {
                 })
                 .collect()
         } else if counter_id == ids.egress_port_counter {
-            // TODO-completeness: egress port counters are counted by the INT
-            // stage's egress program (`PORT_TX`, `IntTransit::port_tx`),
-            // which this data plane does not drive yet; they read as zero.
-            Ok(cells.map(|_| p4::CounterData::default()).collect())
+            // Counted by the egress program at TC egress (`PORT_TX`).
+            cells
+                .map(|port| match port {
+                    Some(port) => self
+                        .int
+                        .transit
+                        .port_tx(port)
+                        .map(counter_data)
+                        .map_err(map_err),
+                    None => Ok(p4::CounterData::default()),
+                })
+                .collect()
         } else {
             Err(unsupported(format!(
                 "counter {counter_id:#010x} is not implemented"
