@@ -465,6 +465,11 @@ pub struct TableEntryBuilder<'a> {
 }
 
 impl<'a> TableEntryBuilder<'a> {
+    /// A value of field `name` in canonical form, checked against its width.
+    fn fit(&self, name: &str, value: &impl ToBytes, bitwidth: u32) -> Result<Vec<u8>, EntityError> {
+        canonical::fit(&value.to_bytes(), bitwidth).map_err(value_err(&self.table.name, name))
+    }
+
     fn field(
         &self,
         name: &str,
@@ -507,8 +512,7 @@ impl<'a> TableEntryBuilder<'a> {
     /// Unknown field, wrong kind, repeated field, value too wide.
     pub fn exact(mut self, name: &str, value: impl ToBytes) -> Result<Self, EntityError> {
         let f = self.field(name, MatchKind::Exact)?;
-        let value = canonical::fit(&value.to_bytes(), f.bitwidth)
-            .map_err(value_err(&self.table.name, name))?;
+        let value = self.fit(name, &value, f.bitwidth)?;
         self.push(
             f.id,
             p4::field_match::FieldMatchType::Exact(p4::field_match::Exact { value }),
@@ -552,10 +556,8 @@ impl<'a> TableEntryBuilder<'a> {
         mask: impl ToBytes,
     ) -> Result<Self, EntityError> {
         let f = self.field(name, MatchKind::Ternary)?;
-        let mask = canonical::fit(&mask.to_bytes(), f.bitwidth)
-            .map_err(value_err(&self.table.name, name))?;
-        let value = canonical::fit(&value.to_bytes(), f.bitwidth)
-            .map_err(value_err(&self.table.name, name))?;
+        let mask = self.fit(name, &mask, f.bitwidth)?;
+        let value = self.fit(name, &value, f.bitwidth)?;
         if mask != [0] {
             let value = canonical::and_mask(&value, &mask);
             self.push(
@@ -578,10 +580,8 @@ impl<'a> TableEntryBuilder<'a> {
         high: impl ToBytes,
     ) -> Result<Self, EntityError> {
         let f = self.field(name, MatchKind::Range)?;
-        let low = canonical::fit(&low.to_bytes(), f.bitwidth)
-            .map_err(value_err(&self.table.name, name))?;
-        let high = canonical::fit(&high.to_bytes(), f.bitwidth)
-            .map_err(value_err(&self.table.name, name))?;
+        let low = self.fit(name, &low, f.bitwidth)?;
+        let high = self.fit(name, &high, f.bitwidth)?;
         if canonical::cmp_uint(&low, &high) == std::cmp::Ordering::Greater {
             return Err(EntityError::EmptyRange {
                 table: self.table.name.clone(),
@@ -605,8 +605,7 @@ impl<'a> TableEntryBuilder<'a> {
     /// Unknown field, wrong kind, repeated field, value too wide.
     pub fn optional(mut self, name: &str, value: impl ToBytes) -> Result<Self, EntityError> {
         let f = self.field(name, MatchKind::Optional)?;
-        let value = canonical::fit(&value.to_bytes(), f.bitwidth)
-            .map_err(value_err(&self.table.name, name))?;
+        let value = self.fit(name, &value, f.bitwidth)?;
         self.push(
             f.id,
             p4::field_match::FieldMatchType::Optional(p4::field_match::Optional { value }),

@@ -127,6 +127,20 @@ impl DeviceSession {
         Ok(results)
     }
 
+    /// Writes every entity of `entities` with the same update `kind`; see
+    /// [`Self::write`].
+    ///
+    /// # Errors
+    /// As [`Self::write`].
+    pub async fn write_all(
+        &self,
+        kind: p4::update::Type,
+        entities: Vec<p4::Entity>,
+    ) -> Result<Vec<Result<(), UpdateError>>, ClientError> {
+        self.write(entities.into_iter().map(|e| update(kind, e)).collect())
+            .await
+    }
+
     /// Inserts `entities`; see [`Self::write`].
     ///
     /// # Errors
@@ -135,13 +149,7 @@ impl DeviceSession {
         &self,
         entities: Vec<p4::Entity>,
     ) -> Result<Vec<Result<(), UpdateError>>, ClientError> {
-        self.write(
-            entities
-                .into_iter()
-                .map(|e| update(p4::update::Type::Insert, e))
-                .collect(),
-        )
-        .await
+        self.write_all(p4::update::Type::Insert, entities).await
     }
 
     /// Modifies `entities`; see [`Self::write`].
@@ -152,13 +160,7 @@ impl DeviceSession {
         &self,
         entities: Vec<p4::Entity>,
     ) -> Result<Vec<Result<(), UpdateError>>, ClientError> {
-        self.write(
-            entities
-                .into_iter()
-                .map(|e| update(p4::update::Type::Modify, e))
-                .collect(),
-        )
-        .await
+        self.write_all(p4::update::Type::Modify, entities).await
     }
 
     /// Deletes `entities`; see [`Self::write`].
@@ -169,12 +171,6 @@ impl DeviceSession {
         &self,
         entities: Vec<p4::Entity>,
     ) -> Result<Vec<Result<(), UpdateError>>, ClientError> {
-        self.write(
-            entities
-                .into_iter()
-                .map(|e| update(p4::update::Type::Delete, e))
-                .collect(),
-        )
-        .await
+        self.write_all(p4::update::Type::Delete, entities).await
     }
 }
