@@ -31,6 +31,7 @@ use aya::programs::{TestRun, TestRunOptions};
 use solyx_agent::ebpf::common::int::{
     ingress_stamp, IntEvent, PortQueueState, INSTR_EGRESS_TSTAMP, INSTR_HOP_LATENCY,
     INSTR_INGRESS_TSTAMP, INSTR_L1_PORTS, INSTR_QUEUE, INSTR_SWITCH_ID, INSTR_TX_UTIL,
+    INT_MARK_MAGIC, INT_MARK_MAGIC_MASK,
 };
 use solyx_agent::ebpf::common::{
     MplsForward, MPLS_FLAG_POP, MPLS_FLAG_SET_DST_MAC, MPLS_FLAG_SET_SRC_MAC,
@@ -675,6 +676,30 @@ fn egress_run(fabric: &mut Fabric, frame: &[u8], ctx: SkbCtx) -> (u32, Vec<u8>, 
     )
 }
 
+/// Runs the ingress program once on `frame` with `mark` in the skb; returns
+/// the mark after the run (the verdict does not matter here).
+fn ingress_mark(fabric: &mut Fabric, frame: &[u8], mark: u32) -> u32 {
+    let mut out = vec![0u8; frame.len() + 256];
+    let ctx_in = SkbCtx {
+        mark,
+        ..SkbCtx::default()
+    }
+    .bytes();
+    let mut ctx_out = [0u8; SKB_CTX_LEN];
+    fabric
+        .program()
+        .expect("ingress program")
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx_in),
+            ctx_out: Some(&mut ctx_out),
+            ..TestRunOptions::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    SkbCtx::mark_of(&ctx_out)
+}
+
 /// What a case expects of the program.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Expect {
@@ -1116,8 +1141,44 @@ fn test_run_int_transit() {
 
         assert_eq!(int.switch_id().expect("switch id"), None);
         int.set_switch_id(SWITCH_ID).expect("switch id");
+
+        // No watch rule yet: the ingress program leaves no stamp (and
+        // resets the mark), and the egress program only counts the port and
+        // clears a stamp left from before; the packet leaves untouched.
+        let input = watched(Int::md(FULL_BITMAP, 2)).build();
+        assert_eq!(ingress_mark(&mut fabric, &input, 0x1234), 0, "no stamp");
+        let ctx = SkbCtx {
+            mark: ingress_stamp(monotonic_ns()),
+            ingress_ifindex,
+            ..SkbCtx::default()
+        };
+        let (verdict, out, mark, _) = egress_run(&mut fabric, &input, ctx);
+        assert_eq!(verdict, TC_ACT_OK, "no rule: verdict");
+        assert_eq!(out, input, "no rule: untouched");
+        assert_eq!(mark, 0, "no rule: the stamp is cleared");
+        let tx = int.port_tx(EGRESS_PORT).expect("tx");
+        assert_eq!(
+            (tx.packets, tx.bytes),
+            (1, input.len() as u64),
+            "no rule: TX counted"
+        );
+        assert!(
+            int.event_counts()
+                .expect("events")
+                .iter()
+                .all(|&(_, count)| count == 0),
+            "no rule: no INT event"
+        );
+        assert_eq!(int.switch_config_hits().expect("switch hits").packets, 0);
+
         int.insert_watch_rule(BY_PORT, WatchAction::Mark)
             .expect("rule");
+        let stamp = ingress_mark(&mut fabric, &input, 0x1234);
+        assert_eq!(
+            stamp & INT_MARK_MAGIC_MASK,
+            INT_MARK_MAGIC,
+            "stamped: {stamp:#x}"
+        );
         int.insert_watch_rule(BY_DSCP, WatchAction::NoMark)
             .expect("rule");
         // Modify: the DSCP rule marks after all (keeps its counter).
@@ -1136,7 +1197,8 @@ fn test_run_int_transit() {
         );
 
         let mut expected_events = std::collections::HashMap::<IntEvent, u64>::new();
-        let mut runs = 0u64;
+        // The run without rules above.
+        let mut runs = 1u64;
         let mut inserted_bytes = Vec::new();
         for case in cases() {
             int.set_port_state(EGRESS_PORT, fresh_state(monotonic_ns()))

@@ -296,7 +296,18 @@ impl IntTransit {
             rules: Vec::new(),
             links: StdHashMap::new(),
         };
-        int.rules = int.read_bank(int.config()?.watch_bank & 1)?;
+        let config = int.config()?;
+        int.rules = int.read_bank(config.watch_bank & 1)?;
+        // The programs skip INT while `watch_rules` is 0: a pin whose count
+        // does not match its active bank (written by an agent that did not
+        // keep the count) is corrected.
+        let count = int.rules.len() as u32;
+        if config.watch_rules != count {
+            int.write_config(IntConfig {
+                watch_rules: count,
+                ..config
+            })?;
+        }
         tracing::info!(
             watch_rules = int.rules.len(),
             switch_id = ?int.switch_id()?,
@@ -586,10 +597,13 @@ impl IntTransit {
                 .set(base + i, rule, 0)
                 .map_err(|e| Error::map(MAP_INT_WATCHLIST, INT_WATCHLIST_SLOTS, e))?;
         }
-        // One word of the config changes; the program reads it once per
-        // packet, so a packet sees one bank or the other, never a mix.
+        // The bank and its rule count change in one value; the program
+        // reads it once per packet, so a packet sees one bank or the other,
+        // never a mix. (A torn read of the two words can only skip INT for
+        // that packet or apply the previous rule set to it.)
         self.write_config(IntConfig {
             watch_bank: next,
+            watch_rules: rules.len() as u32,
             ..config
         })?;
         self.rules = rules;

@@ -18,7 +18,7 @@ use crate::MAX_PORTS;
 ///
 /// A `BPF_MAP_TYPE_ARRAY` of one slot. Written by the agent (the default
 /// action of the P4 table `int_switch_config`, and the active watchlist
-/// bank); read by the egress program on every INT packet.
+/// bank and its rule count); read by both programs on every packet.
 pub const MAP_INT_CONFIG: &str = "INT_CONFIG";
 /// Name of the INT watchlist: slot → [`WatchRule`].
 ///
@@ -203,7 +203,8 @@ pub const INT_CONFIG_SWITCH_ID_SET: u32 = 1 << 0;
 
 /// Value of `INT_CONFIG[0]`.
 ///
-/// Written by the agent, read by the egress program.
+/// Written by the agent, read by the egress program (and by the ingress
+/// program for [`IntConfig::int_active`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct IntConfig {
@@ -214,8 +215,20 @@ pub struct IntConfig {
     pub flags: u32,
     /// The watchlist bank the program reads: 0 or 1 (only bit 0 counts).
     pub watch_bank: u32,
-    /// Reserved, 0.
-    pub _reserved: u32,
+    /// Number of rules in the active bank, written with `watch_bank` in the
+    /// same value. 0: no packet can be INT, so the ingress program leaves
+    /// no stamp and the egress program only counts `PORT_TX` (see
+    /// [`IntConfig::int_active`]).
+    pub watch_rules: u32,
+}
+
+impl IntConfig {
+    /// Whether INT can apply to a packet: the active watchlist bank holds at
+    /// least one rule. Without one nothing is stamped, parsed or scanned.
+    #[must_use]
+    pub const fn int_active(&self) -> bool {
+        self.watch_rules != 0
+    }
 }
 
 /// [`WatchRule::flags`]: the slot holds a rule; the first slot without it

@@ -5,9 +5,11 @@
 //! The P4 specification is `p4/solyx_fabric/include/control/int_transit.p4`.
 //! For every packet leaving a fabric port the program
 //!
-//! 1. reads (and clears) the ingress stamp in `skb->mark`, turns the egress
-//!    interface into its P4 port (`PORT_OF_IFINDEX`) and counts the packet
-//!    in `PORT_TX`;
+//! 1. clears the ingress stamp in `skb->mark`, turns the egress interface
+//!    into its P4 port (`PORT_OF_IFINDEX`) and counts the packet in
+//!    `PORT_TX`; when the active watchlist bank is empty
+//!    (`IntConfig::watch_rules` is 0) no packet can be INT and it stops
+//!    here;
 //! 2. parses Ethernet, at most one MPLS label (bottom of stack, IPv4 under
 //!    it), IPv4 with options and TCP (with options) or UDP; a packet with at
 //!    least 16 bytes of L4 payload has a *candidate* INT shim + INT-MD
@@ -50,10 +52,10 @@ use solyx_ebpf_common::int::{
     WatchRule, FABRIC_IP_MTU, INSTR_BUFFER, INSTR_CHECKSUM_COMPLEMENT, INSTR_EGRESS_TSTAMP,
     INSTR_HOP_LATENCY, INSTR_INGRESS_TSTAMP, INSTR_L1_PORTS, INSTR_L2_PORTS, INSTR_QUEUE,
     INSTR_SWITCH_ID, INSTR_TX_UTIL, INT_ALL_ONES_32, INT_CONFIG_SWITCH_ID_SET, INT_EVENT_SLOTS,
-    INT_MAX_HOP_WORDS, INT_MAX_STACK_WORDS, INT_MD_HEADER_LEN, INT_MD_HEADER_WORDS, INT_PORT_SLOTS,
-    INT_Q_OCCUPANCY_MAX, INT_SHIM_LEN, INT_TYPE_MD, INT_UNKNOWN_SWITCH_ID, INT_VERSION,
-    INT_WATCHLIST_CAPACITY, INT_WATCHLIST_SLOTS, PORT_STATE_MAX_AGE_NS, WATCH_FLAG_MARK,
-    WATCH_FLAG_VALID,
+    INT_MARK_MAGIC, INT_MARK_MAGIC_MASK, INT_MAX_HOP_WORDS, INT_MAX_STACK_WORDS, INT_MD_HEADER_LEN,
+    INT_MD_HEADER_WORDS, INT_PORT_SLOTS, INT_Q_OCCUPANCY_MAX, INT_SHIM_LEN, INT_TYPE_MD,
+    INT_UNKNOWN_SWITCH_ID, INT_VERSION, INT_WATCHLIST_CAPACITY, INT_WATCHLIST_SLOTS,
+    PORT_STATE_MAX_AGE_NS, WATCH_FLAG_MARK, WATCH_FLAG_VALID,
 };
 use solyx_ebpf_common::packet_io::CPU_PORT;
 use solyx_ebpf_common::{Counter, DropReason, ETHERTYPE_IPV4, ETHERTYPE_MPLS};
@@ -114,11 +116,31 @@ const MD_E_BIT: u8 = 0x04;
 /// ...and the M (MTU exceeded) bit.
 const MD_M_BIT: u8 = 0x02;
 
+/// Whether INT can apply to a packet now: `INT_CONFIG` says the active
+/// watchlist bank holds a rule. One array lookup, no helper call.
+#[inline(always)]
+fn int_active() -> bool {
+    INT_CONFIG.get(0).is_some_and(IntConfig::int_active)
+}
+
 /// Records the ingress time in `skb->mark` (layout in
-/// `solyx_ebpf_common::int`). Called by `fabric_ingress` for every packet of
-/// a known port; the egress program reads and clears it.
+/// `solyx_ebpf_common::int`) when INT can apply, else sets the mark to 0.
+/// Called by `fabric_ingress` for every packet of a known port; the egress
+/// program reads and clears it.
+///
+/// Without a watch rule no packet can be INT, so the clock is not read (the
+/// mark is still reset: the fabric owns it on its ports either way). A rule
+/// installed while a packet is between the hooks makes the egress program
+/// see a marked packet without a stamp: it gets the "no ingress stamp"
+/// values (hop latency = expected queueing delay only, ingress timestamp =
+/// egress timestamp) and counts `NoIngressStamp`. A packet stamped before
+/// the last rule went away has its stamp cleared at egress as usual.
 #[inline(always)]
 pub(crate) fn stamp_ingress(ctx: &TcContext) {
+    if !int_active() {
+        ctx.set_mark(0);
+        return;
+    }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     ctx.set_mark(ingress_stamp(now));
@@ -145,12 +167,10 @@ pub fn fabric_egress(ctx: TcContext) -> i32 {
             (*skb).gso_size,
         )
     };
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let elapsed = stamp_elapsed(mark, now);
-    if elapsed.is_some() {
+    if mark & INT_MARK_MAGIC_MASK == INT_MARK_MAGIC {
         // The stamp is ours: it must not reach qdisc filters or the next
-        // hop in the same namespace.
+        // hop in the same namespace. Cleared whether or not INT still
+        // applies (the last rule may have gone since ingress).
         ctx.set_mark(0);
     }
 
@@ -165,12 +185,25 @@ pub fn fabric_egress(ctx: TcContext) -> i32 {
     if port == CPU_PORT {
         return TC_ACT_OK;
     }
+    // The config is read once: the bank and its rule count come from the
+    // same value.
+    let Some(config) = INT_CONFIG.get(0).copied() else {
+        return TC_ACT_OK;
+    };
+    // No watch rule: every packet would be `int_no_mark`, and no counter
+    // but `PORT_TX` would change. Skip parsing, the scan and the clocks.
+    if !config.int_active() {
+        return TC_ACT_OK;
+    }
 
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
     let hop = Hop {
         egress_port: port,
         ingress_ifindex,
+        watch_bank: config.watch_bank & 1,
         now,
-        elapsed,
+        elapsed: stamp_elapsed(mark, now),
         gso: gso_size != 0,
         len,
     };
@@ -191,6 +224,8 @@ struct Hop {
     /// Interface the packet was received on (`skb->skb_iif`); 0 for
     /// locally generated packets.
     ingress_ifindex: u32,
+    /// The active watchlist bank (0 or 1).
+    watch_bank: u32,
     /// CLOCK_MONOTONIC now, ns.
     now: u64,
     /// Nanoseconds since the ingress stamp, if there was one.
@@ -316,7 +351,7 @@ fn transit(ctx: &TcContext, hop: &Hop) -> Outcome {
     if p.payload_len < INT_HEADERS_LEN {
         return Outcome::Pass;
     }
-    if !watchlist_marks(p.dscp, p.dst_port, hop.len) {
+    if !watchlist_marks(hop.watch_bank, p.dscp, p.dst_port, hop.len) {
         return Outcome::Pass;
     }
     if p.more_fragments {
@@ -372,17 +407,17 @@ fn transit(ctx: &TcContext, hop: &Hop) -> Outcome {
     insert(ctx, hop, &p, &hdr, bitmap, words)
 }
 
-/// Applies `int_watchlist` to a packet with `dscp` and L4 destination port
-/// `port`: the first (highest priority) rule that matches decides; no match
+/// Applies bank `bank` of `int_watchlist` to a packet with `dscp` and L4
+/// destination port `port`: the first (highest priority) rule that matches decides; no match
 /// is `int_no_mark`. Counts the rule's hit.
 ///
-/// TODO-perf: a linear scan of up to 64 rules for every TCP/UDP packet with
-/// 16 bytes of payload (measured: about 0.3 µs per packet for the whole
-/// program with 1 rule); a hash on the exact-port rules would skip it for
-/// most packets.
+/// TODO-perf: while any rule is installed, a linear scan of up to 64 rules
+/// for every TCP/UDP packet with 16 bytes of payload (measured: about 0.3 µs
+/// per packet for the whole program with 1 rule); a hash on the exact-port
+/// rules would skip it for most packets. Without rules the program stops
+/// before parsing.
 #[inline(always)]
-fn watchlist_marks(dscp: u8, port: u16, len: u32) -> bool {
-    let bank = INT_CONFIG.get(0).map_or(0, |c| c.watch_bank & 1);
+fn watchlist_marks(bank: u32, dscp: u8, port: u16, len: u32) -> bool {
     let base = bank * INT_WATCHLIST_CAPACITY;
     let mut i = 0;
     while i < INT_WATCHLIST_CAPACITY {

@@ -126,7 +126,8 @@ pub fn fabric_ingress(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     };
     count(PORT_RX.get_ptr_mut(port), len);
-    // INT transit: the ingress time, for the egress program (skb->mark).
+    // INT transit: the ingress time, for the egress program (skb->mark),
+    // only while a watch rule is installed.
     int::stamp_ingress(&ctx);
 
     match ingress::run(&ctx, port, len) {
