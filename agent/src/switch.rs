@@ -255,19 +255,42 @@ pub struct Switch {
     pub service: AgentService,
     /// Its data plane.
     pub dataplane: Arc<EbpfFabricDataplane>,
-    /// The instance lock, held while the switch runs.
-    _lock: nix::fcntl::Flock<std::fs::File>,
+    /// The instance locks (state directory and pin directory), held while
+    /// the switch runs.
+    _locks: [nix::fcntl::Flock<std::fs::File>; 2],
 }
 
-/// Takes the instance's lock (`<state_dir>/lock`), so that two agents never
-/// program the same pinned maps.
-fn lock_instance(config: &SwitchConfig) -> Result<nix::fcntl::Flock<std::fs::File>, SwitchError> {
-    let path = config.state_dir.join("lock");
+/// Where the lock of a pin directory lives: a regular file cannot be made
+/// on bpffs, so one file per pin directory under `/run/solyx/locks`.
+fn pin_lock_path(config: &SwitchConfig) -> PathBuf {
+    let pins = config.pin_root.join(&config.instance);
+    let name: String = pins
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new("/run/solyx/locks").join(format!("{name}.lock"))
+}
+
+/// Takes the lock file `path`, so that two agents never program the same
+/// pinned maps or share a state directory.
+fn lock_instance(
+    config: &SwitchConfig,
+    path: PathBuf,
+) -> Result<nix::fcntl::Flock<std::fs::File>, SwitchError> {
     let locked = |why: String| SwitchError::Locked {
         path: path.clone(),
         why,
     };
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| locked(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| locked(e.to_string()))?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -294,7 +317,12 @@ fn lock_instance(config: &SwitchConfig) -> Result<nix::fcntl::Flock<std::fs::Fil
 /// # Errors
 /// See [`SwitchError`].
 pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
-    let lock = lock_instance(config)?;
+    // Both the state directory and the pin directory identify an
+    // instance: a second agent on either would fight over the same maps.
+    let locks = [
+        lock_instance(config, config.state_dir.join("lock"))?,
+        lock_instance(config, pin_lock_path(config))?,
+    ];
     let dataplane = Arc::new(EbpfFabricDataplane::start_with(
         &config.pin_root,
         &SwitchPorts {
@@ -330,7 +358,7 @@ pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
     Ok(Switch {
         service,
         dataplane,
-        _lock: lock,
+        _locks: locks,
     })
 }
 

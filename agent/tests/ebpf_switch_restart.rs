@@ -263,6 +263,26 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
+    // Also with another state directory: the pin directory is locked too.
+    let mut other = args.clone();
+    let last = other.len() - 1;
+    other[last] = dir.0.join("other-state").display().to_string();
+    other[5] = dir.0.join("other.sock").display().to_string();
+    let third = Command::new(env!("CARGO_BIN_EXE_solyx-agent"))
+        .args(["switch", "--netns", &s1_ns])
+        .args(&other)
+        .output()
+        .expect("third agent");
+    assert_eq!(
+        third.status.code(),
+        Some(2),
+        "agent with another state dir refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&third.stderr).contains("another agent runs instance"),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
 
     // Both hooks of both ports are pinned links, which outlive the agent.
     let pin_dir = Path::new(solyx_agent::ebpf::DEFAULT_PIN_ROOT).join(&pins.instance);

@@ -417,8 +417,36 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 }
                 (d.insert.len(), d.modify.len(), d.delete.len(), Vec::new())
             } else {
-                let r = session.reconcile(&desired).await?;
-                let failed: Vec<String> = r.failed.iter().map(|(_, e)| e.to_string()).collect();
+                // All or nothing: one request, rolled back if any update is refused.
+                let options = solyx::p4rt::WriteOptions {
+                    batch_size: usize::MAX,
+                    atomicity: solyx::p4rt::Atomicity::RollbackOnError,
+                };
+                let r = session.reconcile_with(&desired, options).await?;
+                let rolled_back = r
+                    .failed
+                    .iter()
+                    .filter(|(_, e)| e.code == tonic::Code::Aborted)
+                    .count();
+                let mut failed: Vec<String> = r
+                    .failed
+                    .iter()
+                    .filter(|(_, e)| e.code != tonic::Code::Aborted)
+                    .map(|(u, e)| {
+                        format!(
+                            "{}: {e}",
+                            show::entity_line(
+                                &index,
+                                u.entity.as_ref().unwrap_or(&p4::Entity::default())
+                            )
+                        )
+                    })
+                    .collect();
+                if rolled_back > 0 {
+                    failed.push(format!(
+                        "{rolled_back} other updates were rolled back: nothing changed"
+                    ));
+                }
                 (r.inserted, r.modified, r.deleted, failed)
             };
             if args.json {
@@ -437,7 +465,7 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 }
             }
             if !failed.is_empty() {
-                bail!("the device refused {} updates", failed.len());
+                bail!("the device refused the desired state of {}", file.display());
             }
         }
         P4rtCommand::Read { table } => {

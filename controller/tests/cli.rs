@@ -199,6 +199,27 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
     assert!(!o.status.success());
     assert!(text(&o).contains("device 2"), "{}", text(&o));
 
+    // A state the device refuses in part is applied not at all: 4100
+    // entries overflow a 4096-entry table.
+    let many: String = (0..4100)
+        .map(|i| {
+            format!(
+                "  - {{ table: mpls_forward, match: {{ mpls_label: {} }}, \
+                 action: mpls_forward_to, params: {{ port: 1 }} }}\n",
+                16 + i
+            )
+        })
+        .collect();
+    let many = tmp("many.yaml", &format!("entries:\n{many}"));
+    let o = tokio::task::block_in_place(|| solyx(addr, &["apply", "-f", many.to_str().unwrap()]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("rolled back: nothing changed"),
+        "{}",
+        text(&o)
+    );
+    let _ = std::fs::remove_file(many);
+
     let o = tokio::task::block_in_place(|| solyx(addr, &["read"]));
     assert!(
         text(&o).contains("0 entries"),

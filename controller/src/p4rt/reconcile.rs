@@ -330,6 +330,20 @@ impl DeviceSession {
     /// Not connected, not primary, or the read failed. Refused updates are
     /// in the report.
     pub async fn reconcile(&self, desired: &[p4::Entity]) -> Result<ReconcileReport, ClientError> {
+        self.reconcile_with(desired, self.inner.config.write).await
+    }
+
+    /// [`Self::reconcile`] with explicit write options: with one batch and
+    /// ROLLBACK_ON_ERROR the device applies the whole difference or none
+    /// of it (what `solyx p4rt apply` does).
+    ///
+    /// # Errors
+    /// As [`Self::reconcile`].
+    pub async fn reconcile_with(
+        &self,
+        desired: &[p4::Entity],
+        options: super::WriteOptions,
+    ) -> Result<ReconcileReport, ClientError> {
         self.require_primary()?;
         if let Some((first, second)) = find_duplicate(desired) {
             return Err(ClientError::Desired {
@@ -359,7 +373,7 @@ impl DeviceSession {
             return Ok(report);
         }
         let updates = d.into_updates();
-        let results = self.write(updates.clone()).await?;
+        let results = self.write_with(updates.clone(), options).await?;
         for (u, r) in updates.into_iter().zip(results) {
             if let Err(e) = r {
                 match p4::update::Type::try_from(u.r#type) {

@@ -143,6 +143,16 @@ impl EbpfFabricDataplane {
                 ));
             }
         }
+        // Every interface must exist before anything is loaded or attached,
+        // so a typo in the last port leaves no program on the first ones.
+        for spec in &switch.ports {
+            if let Err(e) = nix::net::if_::if_nametoindex(spec.interface.as_str()) {
+                return Err(Error::invalid(
+                    "port",
+                    format!("port {}: interface {:?}: {e}", spec.port, spec.interface),
+                ));
+            }
+        }
         let mut fabric = Fabric::load_with(pin_root, &switch.instance)?;
         let mut ports = PortMap::default();
         for spec in &switch.ports {
