@@ -29,6 +29,11 @@ export SOLYX_P4RT_PYTHON="$PWD/.venv-p4rt/bin/python"
 export SOLYX_SHELL_PYTHON="$PWD/.venv-shell/bin/python"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 
+step "Mininet testbed"
+# Debian's python3 carries Mininet's Python API.
+SOLYX_AGENT="$PWD/target/debug/solyx-agent" /usr/bin/python3 mininet/tests/test_solyx_net.py 2>&1 \
+    | tee -a target/test-output.txt
+
 # One closing line for the whole run: the sum over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
