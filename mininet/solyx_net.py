@@ -92,8 +92,8 @@ def load_topology(path):
         if not isinstance(d, dict) or "name" not in d:
             raise TopologyError(f"{where}: a device needs a name")
         name = str(d["name"])
-        if not re.fullmatch(r"[a-z0-9_-]{1,12}", name):
-            raise TopologyError(f"{where}.name: {name!r} must be 1-12 of [a-z0-9_-]")
+        if not re.fullmatch(r"[a-z0-9_-]{1,9}", name):
+            raise TopologyError(f"{where}.name: {name!r} must be 1-9 of [a-z0-9_-]")
         if name in devices:
             raise TopologyError(f"{where}.name: {name!r} is declared twice")
         role = d.get("role")
