@@ -7,7 +7,7 @@
 //! | hops | links crossed, weighted by the bytes crossing them | mean hops per byte / 5 (5 = between sites) |
 //! | price | energy price of the tasks' sites, weighted by their power | / 100 USD/MWh |
 //! | carbon | carbon intensity of the tasks' sites, weighted by power | / 500 gCO₂/kWh |
-//! | pack | share of each used node's dominant resource left idle after placement | mean over used nodes (0 = nodes filled) |
+//! | pack | share of each used node's dominant resource left idle after placement, plus the share of its GPUs a CPU-only task strands | mean over used nodes (0 = nodes filled) |
 
 use serde::Serialize;
 
@@ -219,7 +219,7 @@ pub fn evaluate(
         0.0
     } else {
         used.iter()
-            .map(|&(i, k)| crate::placement::leftover_after(job, &nodes[i], k))
+            .map(|&(i, k)| crate::placement::fit_score(job, &nodes[i], k))
             .sum::<f64>()
             / used.len() as f64
     };

@@ -564,6 +564,35 @@ pub(crate) fn leftover_after(job: &JobSpec, nf: &NodeFree<'_>, k: u64) -> f64 {
     }
 }
 
+/// How much of a node's accelerator capacity a task strands: a task that
+/// needs no GPU but lands on a node with free GPUs takes CPU and memory
+/// those GPUs will need, so it counts the share of the node's GPUs still
+/// free. Zero for GPU tasks and for nodes without GPUs.
+pub(crate) fn stranding(job: &JobSpec, nf: &NodeFree<'_>) -> f64 {
+    let gpus = u64::from(nf.node.gpu_count()) * 1000;
+    if job.resources.gpu_milli > 0 || gpus == 0 {
+        return 0.0;
+    }
+    nf.free.gpu_milli_total() as f64 / gpus as f64
+}
+
+/// The network-aware placer's fit score of taking `k` copies on a node
+/// (lower is tighter): the idle share left, plus the imbalance between
+/// the GPU and CPU shares left (a node with free GPUs and no CPU left
+/// strands those GPUs), plus accelerators a CPU-only task strands.
+pub(crate) fn fit_score(job: &JobSpec, nf: &NodeFree<'_>, k: u64) -> f64 {
+    let d = &job.resources;
+    let left = leftover_after(job, nf, k);
+    let imbalance = if d.gpu_milli > 0 {
+        let cpu_cap = nf.node.cpu_milli.max(1) as f64;
+        let cpu_left = nf.free.cpu_milli.saturating_sub(k * d.cpu_milli) as f64 / cpu_cap;
+        (cpu_left - left).abs()
+    } else {
+        0.0
+    };
+    left + imbalance + stranding(job, nf)
+}
+
 /// Fills `need` tasks into `members` (indices into `fits`) with the fewest
 /// nodes: while no single node holds the rest, take the node holding the
 /// most; then take the node that holds the rest most tightly.
@@ -582,8 +611,8 @@ fn fill_nodes(
             .enumerate()
             .filter(|(_, &i)| fits[i].copies >= need)
             .min_by(|(_, &a), (_, &b)| {
-                let la = leftover_after(job, &nodes[fits[a].idx], need);
-                let lb = leftover_after(job, &nodes[fits[b].idx], need);
+                let la = fit_score(job, &nodes[fits[a].idx], need);
+                let lb = fit_score(job, &nodes[fits[b].idx], need);
                 la.total_cmp(&lb).then(fits[a].idx.cmp(&fits[b].idx))
             })
             .map(|(p, _)| p);
@@ -650,7 +679,9 @@ enum Pick {
 }
 
 /// One task at a time, each on the node the rule picks among those that
-/// still fit it.
+/// still fit it. Spread and pack break ties at random among the
+/// best-scored nodes, as kube-scheduler does (seeded by the job name, so
+/// runs repeat).
 fn greedy(
     job: &JobSpec,
     nodes: &[NodeFree<'_>],
@@ -660,32 +691,36 @@ fn greedy(
 ) -> Vec<(usize, u64)> {
     let mut left: Vec<u64> = fits.iter().map(|f| f.copies).collect();
     let mut taken: Vec<u64> = vec![0; fits.len()];
-    let mut rng = match pick {
-        Pick::Random(seed) => Some(rand::rngs::StdRng::seed_from_u64(seed)),
-        _ => None,
+    let seed = match pick {
+        Pick::Random(seed) => seed,
+        _ => job.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }),
     };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut best: Vec<usize> = Vec::new();
     for _ in 0..want {
-        let open = (0..fits.len()).filter(|&i| left[i] > 0);
-        let chosen = match pick {
-            Pick::Spread => open.max_by(|&a, &b| {
-                let fa = leftover_after(job, &nodes[fits[a].idx], taken[a]);
-                let fb = leftover_after(job, &nodes[fits[b].idx], taken[b]);
-                fa.total_cmp(&fb).then(b.cmp(&a))
-            }),
-            Pick::Pack => open.min_by(|&a, &b| {
-                let fa = leftover_after(job, &nodes[fits[a].idx], taken[a]);
-                let fb = leftover_after(job, &nodes[fits[b].idx], taken[b]);
-                fa.total_cmp(&fb).then(a.cmp(&b))
-            }),
-            Pick::Random(_) => {
-                let open: Vec<usize> = open.collect();
-                match (rng.as_mut(), open.len()) {
-                    (Some(r), n) if n > 0 => Some(open[r.random_range(0..n)]),
-                    _ => None,
-                }
+        best.clear();
+        let mut best_score = f64::NEG_INFINITY;
+        for i in (0..fits.len()).filter(|&i| left[i] > 0) {
+            let free = leftover_after(job, &nodes[fits[i].idx], taken[i]);
+            let score = match pick {
+                Pick::Spread => free,
+                Pick::Pack => -free,
+                Pick::Random(_) => 0.0,
+            };
+            if score > best_score + 1e-12 {
+                best_score = score;
+                best.clear();
             }
-        };
-        let Some(i) = chosen else { break };
+            if (score - best_score).abs() <= 1e-12 {
+                best.push(i);
+            }
+        }
+        if best.is_empty() {
+            break;
+        }
+        let i = best[rng.random_range(0..best.len())];
         left[i] -= 1;
         taken[i] += 1;
     }
