@@ -374,25 +374,36 @@ impl<'a> Placer<'a> {
             let site = nodes[fits[members[0]].idx].node.site.as_str();
             sites.entry(site).or_default().push(li);
         }
+        let single_leaf = leaves.iter().any(|l| l.1 >= need);
+        let headroom = if single_leaf {
+            Vec::new()
+        } else {
+            leaf_headroom(self.view, nodes, fits, &leaves)
+        };
         let mut any_site = false;
         for (site, lis) in &sites {
             let cap: u64 = lis.iter().map(|&li| leaves[li].1).sum();
-            let single_leaf = lis.iter().any(|&li| leaves[li].1 >= need);
-            if cap >= need && !single_leaf {
-                any_site = true;
+            any_site |= cap >= need;
+            if cap >= need && !lis.iter().any(|&li| leaves[li].1 >= need) {
                 candidates.push((
-                    format!("site {site}"),
-                    fill_leaves(fits, nodes, job, &leaves, lis, need),
+                    format!("site {site}, fewest leaves"),
+                    fill_leaves(fits, nodes, job, &leaves, lis, None, need),
                 ));
-            } else if cap >= need {
-                any_site = true;
+                candidates.push((
+                    format!("site {site}, leaves with most uplink headroom"),
+                    fill_leaves(fits, nodes, job, &leaves, lis, Some(&headroom), need),
+                ));
             }
         }
         if !any_site {
             let all: Vec<usize> = (0..leaves.len()).collect();
             candidates.push((
-                "several sites".into(),
-                fill_leaves(fits, nodes, job, &leaves, &all, need),
+                "several sites, fewest leaves".into(),
+                fill_leaves(fits, nodes, job, &leaves, &all, None, need),
+            ));
+            candidates.push((
+                "several sites, leaves with most uplink headroom".into(),
+                fill_leaves(fits, nodes, job, &leaves, &all, Some(&headroom), need),
             ));
         }
 
@@ -639,28 +650,44 @@ fn fill_nodes(
 }
 
 /// Fills `need` tasks over the leaves `lis` the same way `fill_nodes`
-/// does over nodes: the fewest leaves, the last one the tightest.
+/// does over nodes: the fewest leaves, the last one the tightest. With
+/// `headroom` (free uplink bandwidth per leaf), leaves with more headroom
+/// come first instead, and the last one is the roomiest that holds the
+/// rest.
 fn fill_leaves(
     fits: &[Fit],
     nodes: &[NodeFree<'_>],
     job: &JobSpec,
     leaves: &[(Arc<str>, u64, Vec<usize>)],
     lis: &[usize],
+    headroom: Option<&[f64]>,
     mut need: u64,
 ) -> Vec<(usize, u64)> {
     let mut pool: Vec<usize> = lis.to_vec();
     let mut out = Vec::new();
+    let room = |li: usize| headroom.map_or(0.0, |h| h[li]);
     while need > 0 && !pool.is_empty() {
-        let tight = pool
+        let holding = pool
             .iter()
             .enumerate()
-            .filter(|(_, &li)| leaves[li].1 >= need)
-            .min_by_key(|(_, &li)| (leaves[li].1, li))
-            .map(|(p, _)| p);
+            .filter(|(_, &li)| leaves[li].1 >= need);
+        let tight = match headroom {
+            None => holding
+                .min_by_key(|(_, &li)| (leaves[li].1, li))
+                .map(|(p, _)| p),
+            Some(_) => holding
+                .max_by(|(_, &a), (_, &b)| room(a).total_cmp(&room(b)).then(b.cmp(&a)))
+                .map(|(p, _)| p),
+        };
         let p = tight.unwrap_or_else(|| {
             pool.iter()
                 .enumerate()
-                .max_by_key(|(_, &li)| (leaves[li].1, std::cmp::Reverse(li)))
+                .max_by(|(_, &a), (_, &b)| {
+                    room(a)
+                        .total_cmp(&room(b))
+                        .then(leaves[a].1.cmp(&leaves[b].1))
+                        .then(b.cmp(&a))
+                })
                 .map(|(p, _)| p)
                 .unwrap_or(0)
         });
@@ -670,6 +697,28 @@ fn fill_leaves(
         need -= take;
     }
     out
+}
+
+/// Free bandwidth out of each leaf, as the network view reports it: the
+/// best headroom from one of its nodes to a node on each of two other
+/// leaves (two probes per leaf, so the cost stays linear).
+fn leaf_headroom(
+    view: &dyn NetworkView,
+    nodes: &[NodeFree<'_>],
+    fits: &[Fit],
+    leaves: &[(Arc<str>, u64, Vec<usize>)],
+) -> Vec<f64> {
+    let name = |li: usize| nodes[fits[leaves[li].2[0]].idx].node.name.as_str();
+    let n = leaves.len();
+    (0..n)
+        .map(|li| {
+            [(li + 1) % n, (li + n / 2 + 1) % n]
+                .into_iter()
+                .filter(|&o| o != li)
+                .filter_map(|o| view.path(name(li), name(o)).map(|p| p.headroom_bps))
+                .fold(0.0, f64::max)
+        })
+        .collect()
 }
 
 enum Pick {
