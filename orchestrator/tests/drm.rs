@@ -137,7 +137,8 @@ fn refused_requests_change_nothing_in_memory_or_on_disk() {
         .expect("fits");
     let before = snapshot(&drm);
 
-    let refusals: Vec<(AllocationRequest, fn(&Refusal) -> bool)> = vec![
+    type Expect = fn(&Refusal) -> bool;
+    let refusals: Vec<(AllocationRequest, Expect)> = vec![
         (
             request("x1", "team-a", &[("nope", one_gpu())]),
             |r| matches!(r, Refusal::UnknownNode(n) if n == "nope"),
