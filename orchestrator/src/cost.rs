@@ -185,6 +185,9 @@ pub fn evaluate(
     }
     let comm_s = slowest + max_latency * job.latency_rounds();
 
+    // TODO-completeness: price and carbon are read at `at` only; a job that
+    // runs for days should be weighed by a forecast over its duration, or
+    // long jobs follow the hour they arrived in.
     let (mut kw_total, mut usd_h, mut kg_h) = (0.0, 0.0, 0.0);
     let (mut price_w, mut carbon_w) = (0.0, 0.0);
     let mut used: Vec<(usize, u64)> = Vec::new();

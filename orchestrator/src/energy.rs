@@ -6,9 +6,13 @@
 //!
 //! - the native layout: `time,zone,price_usd_per_mwh,carbon_g_per_kwh`;
 //! - Electricity Maps hourly carbon exports (`Datetime (UTC)`,
-//!   `Zone Id`, `Carbon Intensity gCO₂eq/kWh (LCA)`);
-//! - hourly wholesale price files (`Datetime (UTC)`, `Price (USD/MWh)`),
-//!   whose zone is the file name up to the first `_`.
+//!   `Carbon Intensity gCO₂eq/kWh (LCA)`);
+//! - hourly wholesale price files (`Datetime (UTC)`, `Price (USD/MWh)`).
+//!
+//! In the two exported layouts the zone is the file name up to the first
+//! `_` (`DE-LU_2023_hourly.csv`): the carbon export's own `Zone Id`
+//! column says `DE` where the price file says `DE-LU`, and the file name
+//! is what pairs them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,6 +60,8 @@ pub struct HourlySeries {
 }
 
 impl HourlySeries {
+    /// Records `v` for the hour holding `t_unix`; NaN marks an hour the
+    /// source covers without a value (it then reads as the hour before).
     fn insert(&mut self, t_unix: i64, v: f64) {
         let h = t_unix.div_euclid(3600);
         if self.values.is_empty() {
@@ -72,7 +78,9 @@ impl HourlySeries {
         if i >= self.values.len() {
             self.values.resize(i + 1, f64::NAN);
         }
-        self.values[i] = v;
+        if !v.is_nan() {
+            self.values[i] = v;
+        }
     }
 
     /// The value for the hour holding `t_unix`, or the nearest earlier hour
@@ -196,14 +204,21 @@ impl EnergySignals {
         self.site_zone.get(site).map(String::as_str).unwrap_or(site)
     }
 
-    /// Sets one hour of a zone's values by hand (tests, live feeds).
+    /// Sets one hour of a zone's values (tests, live feeds). A `None`
+    /// next to a known value marks the hour as covered without that value:
+    /// it reads as the hour before.
     pub fn set(&mut self, zone: &str, t_unix: i64, price: Option<f64>, carbon: Option<f64>) {
         let z = self.zones.entry(zone.to_string()).or_default();
+        let both_none = price.is_none() && carbon.is_none();
         if let Some(p) = price {
             z.price_usd_per_mwh.insert(t_unix, p);
+        } else if !both_none && !z.price_usd_per_mwh.is_empty() {
+            z.price_usd_per_mwh.insert(t_unix, f64::NAN);
         }
         if let Some(c) = carbon {
             z.carbon_g_per_kwh.insert(t_unix, c);
+        } else if !both_none && !z.carbon_g_per_kwh.is_empty() {
+            z.carbon_g_per_kwh.insert(t_unix, f64::NAN);
         }
     }
 
@@ -292,21 +307,7 @@ impl EnergySignals {
                 price: col("price_usd_per_mwh"),
                 carbon: col("carbon_g_per_kwh"),
             }
-        } else if let (Some(t), Some(c)) = (
-            col("Datetime (UTC)"),
-            col("Carbon Intensity gCO₂eq/kWh (LCA)"),
-        ) {
-            let zone = col("Zone Id").ok_or_else(|| EnergyError::Invalid {
-                path: name.clone(),
-                line: 1,
-                reason: "carbon file without a `Zone Id` column".into(),
-            })?;
-            Layout::Carbon {
-                time: t,
-                zone,
-                carbon: c,
-            }
-        } else if let (Some(t), Some(p)) = (col("Datetime (UTC)"), col("Price (USD/MWh)")) {
+        } else if let Some(t) = col("Datetime (UTC)") {
             let file = path
                 .file_name()
                 .and_then(|f| f.to_str())
@@ -316,14 +317,34 @@ impl EnergySignals {
                 return Err(EnergyError::Invalid {
                     path: name,
                     line: 1,
-                    reason: "price file name must start with its zone, as in DE-LU_prices.csv"
+                    reason: "file name must start with its zone, as in DE-LU_2023_hourly.csv"
                         .into(),
                 });
             }
-            Layout::Price {
-                time: t,
-                price: p,
-                zone,
+            match (
+                col("Carbon Intensity gCO₂eq/kWh (LCA)"),
+                col("Price (USD/MWh)"),
+            ) {
+                (Some(carbon), _) => Layout::Carbon {
+                    time: t,
+                    zone,
+                    carbon,
+                },
+                (None, Some(price)) => Layout::Price {
+                    time: t,
+                    price,
+                    zone,
+                },
+                (None, None) => {
+                    return Err(EnergyError::Invalid {
+                        path: name,
+                        line: 1,
+                        reason:
+                            "a `Datetime (UTC)` file needs a `Carbon Intensity gCO₂eq/kWh (LCA)` \
+                                 or a `Price (USD/MWh)` column"
+                                .into(),
+                    })
+                }
             }
         } else {
             return Err(EnergyError::Invalid {
@@ -379,7 +400,7 @@ impl EnergySignals {
                 ),
                 Layout::Carbon { time, zone, carbon } => (
                     *time,
-                    field(*zone).to_string(),
+                    zone.clone(),
                     None,
                     number(*carbon, "carbon intensity")?,
                 ),
@@ -415,7 +436,7 @@ enum Layout {
     },
     Carbon {
         time: usize,
-        zone: usize,
+        zone: String,
         carbon: usize,
     },
     Price {

@@ -272,3 +272,59 @@ pub fn derive_jobs(pods: &[TracePod], d: &JobDerivation) -> Vec<TraceJob> {
 pub fn trace_dir(data: &Path) -> std::path::PathBuf {
     data.join("clusters/alibaba-gpu-2023")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, gpus: u32, created: i64, deleted: i64) -> TracePod {
+        TracePod {
+            name: name.into(),
+            cpu_milli: 8000,
+            memory_mib: 16384,
+            num_gpu: gpus,
+            gpu_milli: 1000,
+            gpu_spec: vec![],
+            creation_s: created,
+            deletion_s: deleted,
+        }
+    }
+
+    #[test]
+    fn replicas_submitted_together_form_one_job() {
+        let pods = vec![
+            pod("a0", 1, 0, 100),
+            pod("a1", 1, 30, 200),
+            pod("a2", 1, 80, 150),
+            // Too late for the first job: a new one.
+            pod("a3", 1, 200, 300),
+            // A different request at the same time: its own job.
+            pod("b0", 2, 10, 50),
+            pod("c0", 0, 20, 60),
+            pod("c1", 0, 25, 60),
+        ];
+        let jobs = derive_jobs(&pods, &JobDerivation::default());
+        let shape: Vec<(u32, i64, i64, TrafficPattern)> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.spec.tasks,
+                    j.arrival_s,
+                    j.departure_s,
+                    j.spec.traffic.pattern,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (3, 0, 200, TrafficPattern::RingAllreduce),
+                (1, 10, 50, TrafficPattern::None),
+                (2, 20, 60, TrafficPattern::None),
+                (1, 200, 300, TrafficPattern::None),
+            ]
+        );
+        assert_eq!(jobs[0].spec.resources.gpu_milli, 1000);
+        assert_eq!(jobs[1].spec.resources.gpu_milli, 2000);
+    }
+}
