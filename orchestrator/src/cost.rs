@@ -265,7 +265,7 @@ pub fn evaluate(
         mean_carbon / CARBON_REF,
         w.carbon,
     );
-    push("pack", pack, "idle share", pack, w.pack);
+    push("pack", pack, "fit score", pack, w.pack);
     let total = terms.iter().map(|t| t.contribution).sum();
     Some(CostBreakdown {
         total,

@@ -215,6 +215,9 @@ impl Demand {
         self.gpu_models.is_empty() || self.gpu_models.iter().any(|m| m == model)
     }
 
+    // TODO-correctness: milli-GPUs are pooled per model and node, not per
+    // device, so two 0.6-GPU tasks fit on one free GPU plus 0.2 of another;
+    // per-device accounting needs the agent to report devices.
     /// Resolves the demand against `free`: which GPU model it would take
     /// (the acceptable one with the least free milli-GPUs that still fits,
     /// so larger pools stay whole), or the first shortfall.
