@@ -63,4 +63,11 @@ if [ ! -x .venv-shell/bin/python ] || ! .venv-shell/bin/python -c 'import p4runt
     python3 -m venv .venv-shell
     .venv-shell/bin/pip install -q --disable-pip-version-check p4runtime-shell
 fi
+if [ ! -x .venv-ray/bin/ray ]; then
+    # A real Ray head for the orchestrator's job-submission test (about
+    # 30 s to install, a few seconds to start).
+    log "creating .venv-ray (Ray, for the Ray Jobs API test)"
+    python3 -m venv .venv-ray
+    .venv-ray/bin/pip install -q --disable-pip-version-check 'ray[default]==2.60.0'
+fi
 log "done"
