@@ -2,7 +2,9 @@
 //!
 //! `solyx-agent serve` serves P4Runtime for this node; `solyx-agent switch`
 //! makes the box a `solyx_fabric` switch (eBPF on the given ports) and
-//! serves P4Runtime for it. Exit codes: 0 after a clean stop (Ctrl-C or
+//! serves P4Runtime for it; `solyx-agent node` only reports the node's
+//! resources. `switch` and `node` serve the node resources over gRPC and
+//! Prometheus metrics (`--metrics`). Exit codes: 0 after a clean stop (Ctrl-C or
 //! SIGTERM), 2 when the agent cannot start (bad arguments, address in use,
 //! unusable socket path, eBPF program not loadable), 1 when serving fails.
 
@@ -13,11 +15,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use solyx_agent::ebpf::PortSpec;
+use solyx_agent::node::{self, NodeArgs, NodeService};
 use solyx_agent::p4rt::{
     self, AgentService, Dataplane, MemoryDataplane, PipelinePolicy, ServerConfig,
 };
 use solyx_agent::switch::{self, SwitchConfig, SwitchOverrides};
 use tokio::sync::watch;
+use tonic::service::Routes;
 use tracing::{error, info};
 
 #[derive(Debug, Parser)]
@@ -39,6 +43,22 @@ enum Command {
     /// given ports, programmed over P4Runtime. Stopping the agent leaves
     /// the pipeline forwarding; the next start takes it over.
     Switch(SwitchArgs),
+    /// Report this node's resources (CPU, memory, GPUs, accelerators,
+    /// power, site/rack/pod) over gRPC and as Prometheus metrics; no
+    /// P4Runtime.
+    Node(NodeCommandArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct NodeCommandArgs {
+    /// TCP address to serve the node resources service on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9559")]
+    grpc: SocketAddr,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +97,9 @@ struct SwitchArgs {
     /// Another pin root (a directory on a bpffs) instead of /sys/fs/bpf/solyx.
     #[arg(long, value_name = "DIR", hide = true)]
     pin_root: Option<PathBuf>,
+    /// Node resources, served on the P4Runtime listeners.
+    #[command(flatten)]
+    node: NodeArgs,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -158,7 +181,50 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..ServerConfig::default()
     };
     let service = AgentService::new(config, dataplane);
-    run_service(service, Some(args.grpc), args.unix).await
+    run_service(service, Some(args.grpc), args.unix, None).await
+}
+
+/// `solyx-agent node`: node resources only.
+async fn node(args: NodeCommandArgs) -> ExitCode {
+    let node = match node::spawn(&args.node, None).await {
+        Ok(n) => n,
+        Err(e) => return node_failure(&e),
+    };
+    let listener = match p4rt::bind_tcp(args.grpc).await {
+        Ok(l) => l,
+        Err(e) => return startup_failure(&e),
+    };
+    info!(grpc = %args.grpc, metrics = ?node.metrics_addr(), "solyx-agent node listening");
+    let service = node.service();
+    let closer = service.clone();
+    let result = tonic::transport::Server::builder()
+        .add_service(service.into_grpc())
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async move {
+                stop_signal().await;
+                closer.close_streams();
+            },
+        )
+        .await;
+    node.stop().await;
+    match result {
+        Ok(()) => {
+            info!("solyx-agent stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!(error = %e, "serving failed");
+            eprintln!("solyx-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn node_failure(e: &node::NodeError) -> ExitCode {
+    error!(error = %e, "cannot start node reporting");
+    eprintln!("solyx-agent: {e}");
+    ExitCode::from(2)
 }
 
 /// Resolves the switch configuration and enters its network namespace
@@ -182,7 +248,7 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
 }
 
 /// `solyx-agent switch`: starts the eBPF switch, then serves it.
-async fn switch(config: SwitchConfig) -> ExitCode {
+async fn switch(config: SwitchConfig, node_args: NodeArgs) -> ExitCode {
     let started = match switch::start(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -197,7 +263,18 @@ async fn switch(config: SwitchConfig) -> ExitCode {
         state = %config.state_file().display(),
         "switch started"
     );
-    let code = run_service(started.service, config.grpc, config.unix.clone()).await;
+    let node = match node::spawn(&node_args, Some(&started.service)).await {
+        Ok(n) => n,
+        Err(e) => return node_failure(&e),
+    };
+    let code = run_service(
+        started.service,
+        config.grpc,
+        config.unix.clone(),
+        Some(node.service()),
+    )
+    .await;
+    node.stop().await;
     info!(
         instance = %config.instance,
         "the fabric program stays attached and keeps forwarding with the tables as they are"
@@ -205,12 +282,13 @@ async fn switch(config: SwitchConfig) -> ExitCode {
     code
 }
 
-/// Serves `service` on the TCP address and/or the Unix socket until Ctrl-C
-/// or SIGTERM.
+/// Serves `service` (and the node resources service, when given) on the
+/// TCP address and/or the Unix socket until Ctrl-C or SIGTERM.
 async fn run_service(
     service: AgentService,
     grpc: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
+    node: Option<NodeService>,
 ) -> ExitCode {
     let tcp = match grpc.map(p4rt::bind_tcp) {
         Some(bind) => match bind.await {
@@ -239,20 +317,31 @@ async fn run_service(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let extra = node
+        .as_ref()
+        .map_or_else(Routes::default, |n| Routes::new(n.clone().into_grpc()));
     tokio::spawn(async move {
         stop_signal().await;
+        if let Some(node) = node {
+            node.close_streams();
+        }
         let _ = stop_tx.send(true);
     });
 
     let tcp_server = async {
         match tcp {
-            Some(tcp) => p4rt::serve_tcp_listener(service.clone(), tcp, stopped()).await,
+            Some(tcp) => {
+                p4rt::serve_tcp_listener_with(service.clone(), extra.clone(), tcp, stopped()).await
+            }
             None => Ok(()),
         }
     };
     let unix_server = async {
         match unix {
-            Some(unix) => p4rt::serve_unix_listener(service.clone(), unix, stopped()).await,
+            Some(unix) => {
+                p4rt::serve_unix_listener_with(service.clone(), extra.clone(), unix, stopped())
+                    .await
+            }
             None => Ok(()),
         }
     };
@@ -282,16 +371,21 @@ fn main() -> ExitCode {
     let log_format = match &cli.command {
         Command::Serve(args) => args.log_format,
         Command::Switch(args) => args.log_format,
+        Command::Node(args) => args.log_format,
     };
     init_logging(log_format);
     let cli = match cli.command {
-        Command::Switch(args) => match switch_config(args) {
-            Ok(config) => Resolved::Switch(config),
-            Err(e) => {
-                eprintln!("solyx-agent switch: {e}");
-                return ExitCode::from(2);
+        Command::Switch(mut args) => {
+            let node_args = std::mem::take(&mut args.node);
+            match switch_config(args) {
+                Ok(config) => Resolved::Switch(config, node_args),
+                Err(e) => {
+                    eprintln!("solyx-agent switch: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
+        Command::Node(args) => Resolved::Node(args),
         Command::Serve(args) => Resolved::Serve(args),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -306,12 +400,14 @@ fn main() -> ExitCode {
     };
     match cli {
         Resolved::Serve(args) => runtime.block_on(serve(args)),
-        Resolved::Switch(config) => runtime.block_on(switch(config)),
+        Resolved::Switch(config, node_args) => runtime.block_on(switch(config, node_args)),
+        Resolved::Node(args) => runtime.block_on(node(args)),
     }
 }
 
 /// A command ready to run.
 enum Resolved {
     Serve(ServeArgs),
-    Switch(SwitchConfig),
+    Switch(SwitchConfig, NodeArgs),
+    Node(NodeCommandArgs),
 }

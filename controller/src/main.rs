@@ -4,6 +4,9 @@
 //! pipeline, list tables, insert, modify, delete and read entries, read
 //! counters. Entities are checked against the device's P4Info before they
 //! are sent.
+//!
+//! `solyx node show ADDR` prints a node's resources as its agent reports
+//! them (`--json`, `--watch`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +61,31 @@ enum LogFormat {
 enum Command {
     /// Talk P4Runtime to one device.
     P4rt(P4rtArgs),
+    /// Read a node's resources from its agent.
+    Node(NodeArgs),
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    #[command(subcommand)]
+    command: NodeCommand,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Print the node: CPU, memory, GPUs, accelerators, power, site/rack/pod,
+    /// and whether each value was discovered or declared.
+    Show {
+        /// The agent: host:port or unix:/path.
+        addr: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Keep printing the node at every change and heartbeat (JSON: one
+        /// object per line).
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 #[derive(Args)]
@@ -192,6 +220,7 @@ async fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::P4rt(args) => p4rt(args).await,
+        Command::Node(args) => node(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,6 +229,39 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn node(args: NodeArgs) -> Result<()> {
+    use futures::StreamExt;
+    use solyx::node::{table, to_json, NodeClient};
+    let NodeCommand::Show { addr, json, watch } = args.command;
+    let mut client = NodeClient::connect(&addr).await?;
+    let print = |node: &solyx::node::Node| {
+        if json {
+            out!("{}", to_json(node));
+        } else {
+            out!("{}", table(node).trim_end());
+        }
+    };
+    if !watch {
+        print(&client.get().await?);
+        return Ok(());
+    }
+    let mut updates = client.watch().await?;
+    while let Some(update) = updates.next().await {
+        let update = update?;
+        if let Some(node) = &update.node {
+            if !json {
+                out!(
+                    "# update {} ({})",
+                    update.sequence,
+                    update.reason().as_str_name().to_lowercase()
+                );
+            }
+            print(node);
+        }
+    }
+    bail!("{addr}: the agent closed the watch")
 }
 
 /// Reads a P4Info file, in text or binary form.
