@@ -168,7 +168,10 @@ async fn get_returns_declared_values_over_discovered_ones() {
     let n = client.get().await.unwrap();
 
     assert_eq!(n.name, "gpu-07");
-    assert_eq!((n.site.as_str(), n.rack.as_str(), n.pod.as_str()), ("site-a", "r1", "p1"));
+    assert_eq!(
+        (n.site.as_str(), n.rack.as_str(), n.pod.as_str()),
+        ("site-a", "r1", "p1")
+    );
     let cpu = n.cpu.unwrap();
     assert_eq!(cpu.cores, 64);
     assert_eq!(cpu.cores_source(), pb::Source::Declared);
@@ -299,8 +302,7 @@ async fn metrics_carry_node_gauges_and_p4runtime_counters_after_a_write() {
 
     // A real P4Runtime session: pipeline, one entry, then the same entry
     // again (ALREADY_EXISTS).
-    let session =
-        DeviceSession::start(SessionConfig::new(a.addr.to_string(), 1, 1)).unwrap();
+    let session = DeviceSession::start(SessionConfig::new(a.addr.to_string(), 1, 1)).unwrap();
     session.wait_primary(Duration::from_secs(10)).await.unwrap();
     let ix = P4InfoIndex::from_text(P4INFO).unwrap();
     session
@@ -373,7 +375,10 @@ async fn a_bad_declared_file_is_refused_naming_file_line_and_field() {
         .err()
         .expect("refused")
         .to_string();
-    let expected = format!("{}:5:13: gpus[0].memory: invalid size \"80GB\"", file.path().display());
+    let expected = format!(
+        "{}:5:13: gpus[0].memory: invalid size \"80GB\"",
+        file.path().display()
+    );
     assert!(e.starts_with(&expected), "{e}");
 
     file.replace("cpus: 16\ncores: 4\n");
@@ -382,7 +387,10 @@ async fn a_bad_declared_file_is_refused_naming_file_line_and_field() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains(":2:1: ") && e.contains("unknown field `cores`"), "{e}");
+    assert!(
+        e.contains(":2:1: ") && e.contains("unknown field `cores`"),
+        "{e}"
+    );
 
     let missing = PathBuf::from("/nonexistent/node.yaml");
     let e = agent(monitor(Some(&missing)), Duration::from_secs(10))
@@ -420,7 +428,10 @@ async fn solyx_node_show_prints_the_table_and_json() {
     ] {
         assert!(table.contains(row), "missing {row:?} in:\n{table}");
     }
-    assert!(table.contains("(discovered)"), "memory is discovered:\n{table}");
+    assert!(
+        table.contains("(discovered)"),
+        "memory is discovered:\n{table}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&tokio::task::block_in_place(|| run(&["--json"]))).unwrap();
