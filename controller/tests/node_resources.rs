@@ -340,7 +340,7 @@ async fn metrics_carry_node_gauges_and_p4runtime_counters_after_a_write() {
     assert!(status.contains("200"), "{status}");
     for line in [
         "solyx_node_cpu_cores{source=\"declared\"} 64",
-        "solyx_node_gpus{source=\"declared\"} 4",
+        "solyx_node_gpus 4",
         "solyx_node_gpu_memory_total_bytes{gpu=\"3\",model=\"A100\"} 85899345920",
         "solyx_node_accelerators{kind=\"fpga\",model=\"U250\"} 2",
         "solyx_node_power_watts{method=\"declared\"} 1200",

@@ -241,3 +241,89 @@ fn inventory(n: &pb::Node) -> pb::Node {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn discovered() -> Discovered {
+        Discovered {
+            hostname: "host".into(),
+            proc: ProcSample {
+                cores: 2,
+                utilization: 0.5,
+                load: [1.0, 1.0, 1.0],
+                memory_total: 8 << 30,
+                memory_available: 6 << 30,
+            },
+            gpus: vec![GpuSample {
+                index: 0,
+                model: "T4".into(),
+                uuid: "GPU-1".into(),
+                memory_total: 16 << 30,
+                memory_used: Some(1 << 30),
+                utilization: Some(0.1),
+                power_watts: Some(30.0),
+            }],
+            rapl_watts: Some(50.0),
+        }
+    }
+
+    fn declared(text: &str) -> Declared {
+        Declared::parse(Path::new("t.yaml"), text).expect("valid")
+    }
+
+    #[test]
+    fn discovered_values_stand_where_nothing_is_declared() {
+        let n = compose(&discovered(), &Declared::default());
+        assert_eq!(n.name, "host");
+        assert_eq!(n.cpu.expect("cpu").cores, 2);
+        assert_eq!(n.gpus.len(), 1);
+        assert_eq!(n.gpus[0].source(), pb::Source::Discovered);
+        let p = n.power.expect("power");
+        assert_eq!((p.watts, p.method.as_str()), (Some(80.0), "rapl+nvml"));
+    }
+
+    #[test]
+    fn declared_values_override_and_available_memory_is_capped() {
+        let d = declared("cpus: 16\nmemory: 4GiB\ngpus: []\n");
+        let n = compose(&discovered(), &d);
+        let cpu = n.cpu.expect("cpu");
+        assert_eq!((cpu.cores, cpu.cores_source()), (16, pb::Source::Declared));
+        assert_eq!(cpu.utilization, 0.5, "gauges stay discovered");
+        let m = n.memory.expect("memory");
+        assert_eq!((m.total_bytes, m.available_bytes), (4 << 30, 4 << 30));
+        assert!(n.gpus.is_empty(), "an empty list declares no GPUs");
+        // Declared GPUs: the boards' power no longer counts.
+        assert_eq!(n.power.expect("power").method, "rapl");
+    }
+
+    #[test]
+    fn gauges_inside_their_dead_bands_are_no_change() {
+        let a = compose(&discovered(), &Declared::default());
+        let mut d = discovered();
+        d.proc.utilization += 0.01;
+        d.proc.load[0] += 0.1;
+        d.proc.memory_available -= 16 << 20; // 0.2% of the total
+        d.rapl_watts = Some(52.0);
+        assert!(!differs(&a, &compose(&d, &Declared::default())));
+
+        for change in [
+            |d: &mut Discovered| d.proc.utilization += 0.2,
+            |d: &mut Discovered| d.proc.load[2] += 1.0,
+            |d: &mut Discovered| d.proc.memory_available -= 1 << 30,
+            |d: &mut Discovered| d.rapl_watts = Some(150.0),
+            |d: &mut Discovered| d.rapl_watts = None,
+            |d: &mut Discovered| d.gpus[0].utilization = Some(0.9),
+            |d: &mut Discovered| d.gpus.clear(),
+            |d: &mut Discovered| d.hostname = "other".into(),
+        ] {
+            let mut d = discovered();
+            change(&mut d);
+            assert!(differs(&a, &compose(&d, &Declared::default())), "{d:?}");
+        }
+        let relabelled = compose(&discovered(), &declared("rack: r2\n"));
+        assert!(differs(&a, &relabelled));
+    }
+}

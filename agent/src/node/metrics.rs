@@ -13,7 +13,7 @@ pub struct NodeMetrics {
     load: GaugeVec,
     memory_total: GaugeVec,
     memory_available: Gauge,
-    gpus: GaugeVec,
+    gpus: Gauge,
     gpu_memory_total: GaugeVec,
     gpu_memory_used: GaugeVec,
     gpu_utilization: GaugeVec,
@@ -62,7 +62,7 @@ impl NodeMetrics {
                 "Memory available for new work",
             )
             .expect("valid metric"),
-            gpus: gauge_vec("solyx_node_gpus", "Number of GPUs", &["source"]),
+            gpus: Gauge::new("solyx_node_gpus", "Number of GPUs").expect("valid metric"),
             gpu_memory_total: gauge_vec("solyx_node_gpu_memory_total_bytes", "GPU memory", gpu),
             gpu_memory_used: gauge_vec(
                 "solyx_node_gpu_memory_used_bytes",
@@ -151,7 +151,8 @@ impl NodeMetrics {
             .set(mem.total_bytes as f64);
         self.memory_available.set(mem.available_bytes as f64);
 
-        self.gpus.reset();
+        #[allow(clippy::cast_precision_loss)]
+        self.gpus.set(node.gpus.len() as f64);
         for v in [
             &self.gpu_memory_total,
             &self.gpu_memory_used,
@@ -161,7 +162,6 @@ impl NodeMetrics {
             v.reset();
         }
         for g in &node.gpus {
-            self.gpus.with_label_values(&[source_name(g.source)]).inc();
             let index = g.index.to_string();
             let labels = [index.as_str(), g.model.as_str()];
             self.gpu_memory_total
@@ -201,5 +201,63 @@ pub fn source_name(source: i32) -> &'static str {
         Ok(pb::Source::Declared) => "declared",
         Ok(pb::Source::Discovered) => "discovered",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::{Encoder, TextEncoder};
+
+    fn text(r: &Registry) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&r.gather(), &mut out)
+            .expect("encode");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn series_of_gone_gpus_and_unknown_power_disappear() {
+        let registry = Registry::new();
+        let m = NodeMetrics::new();
+        m.register(&registry).expect("register");
+        let mut node = pb::Node {
+            name: "n1".into(),
+            gpus: vec![pb::Gpu {
+                index: 0,
+                model: "T4".into(),
+                memory_bytes: 16,
+                utilization: Some(0.25),
+                source: pb::Source::Discovered.into(),
+                ..pb::Gpu::default()
+            }],
+            power: Some(pb::Power {
+                watts: Some(90.0),
+                source: pb::Source::Discovered.into(),
+                method: "rapl".into(),
+            }),
+            ..pb::Node::default()
+        };
+        m.update(&node);
+        let t = text(&registry);
+        assert!(
+            t.contains("solyx_node_gpu_utilization_ratio{gpu=\"0\",model=\"T4\"} 0.25"),
+            "{t}"
+        );
+        assert!(
+            t.contains("solyx_node_power_watts{method=\"rapl\"} 90"),
+            "{t}"
+        );
+        assert!(!t.contains("solyx_node_gpu_power_watts{"), "{t}");
+
+        node.gpus.clear();
+        node.power = None;
+        m.update(&node);
+        let t = text(&registry);
+        assert!(!t.contains("model=\"T4\""), "{t}");
+        assert!(!t.contains("solyx_node_power_watts{"), "{t}");
+        assert!(t.contains("solyx_node_info{node=\"n1\""), "{t}");
+        assert!(t.contains("solyx_node_gpus 0"), "{t}");
     }
 }
