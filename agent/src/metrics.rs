@@ -1,6 +1,9 @@
 //! The agent's Prometheus endpoint: `GET /metrics` over HTTP, in the text
 //! exposition format, from one [`prometheus::Registry`] holding the node
 //! gauges and the P4Runtime server's counters.
+//!
+//! TODO-security: plain HTTP without authentication, like the gRPC
+//! listeners; bind it to loopback or a management network.
 
 use std::io;
 use std::net::SocketAddr;

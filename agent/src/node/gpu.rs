@@ -1,5 +1,8 @@
 //! NVIDIA GPUs through NVML. `libnvidia-ml` is loaded at run time, so the
 //! agent runs (without GPUs) on nodes that have no NVIDIA driver.
+//!
+//! TODO-completeness: only NVIDIA GPUs are discovered (AMD through ROCm
+//! SMI, Intel through Level Zero are not); others must be declared.
 
 use std::ffi::OsStr;
 
