@@ -275,9 +275,13 @@ async fn watch_delivers_a_change_of_the_declared_file_within_a_second() {
 #[tokio::test]
 async fn watch_sends_heartbeats_while_nothing_changes() {
     let file = TempFile::new("beat.yaml", "cpus: 8\n");
-    let a = agent(monitor(Some(file.path())), Duration::from_millis(200))
-        .await
-        .unwrap();
+    // Samples further apart than the heartbeat: gauges moving on a busy
+    // machine cannot keep the stream from falling quiet.
+    let config = MonitorConfig {
+        poll: Duration::from_secs(2),
+        ..monitor(Some(file.path()))
+    };
+    let a = agent(config, Duration::from_millis(200)).await.unwrap();
     let mut client = NodeClient::connect(&a.addr.to_string()).await.unwrap();
     let mut updates = client.watch().await.unwrap();
     let beat = tokio::time::timeout(Duration::from_secs(3), async {

@@ -1,14 +1,21 @@
 //! CPU, load and memory from `/proc` (through the `procfs` crate), and the
 //! host name.
 
+use std::time::{Duration, Instant};
+
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage, Meminfo};
+
+/// CPU utilisation is measured over windows of at least this long: short
+/// windows make it jump with every burst, and every jump would be a change
+/// to publish.
+pub const UTILIZATION_WINDOW: Duration = Duration::from_secs(1);
 
 /// One reading of `/proc`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcSample {
     /// Online logical CPUs.
     pub cores: u32,
-    /// Busy share of all CPUs since the previous reading, 0..1.
+    /// Busy share of all CPUs over the last closed window, 0..1.
     pub utilization: f64,
     /// Load averages over 1, 5 and 15 minutes.
     pub load: [f64; 3],
@@ -18,12 +25,16 @@ pub struct ProcSample {
     pub memory_available: u64,
 }
 
-/// Reads `/proc` and keeps the previous CPU times, so that each reading
-/// gives the utilisation since the one before.
+/// Reads `/proc` and keeps the CPU times at the start of the current
+/// window, so that each reading gives the utilisation over the last
+/// window of at least [`UTILIZATION_WINDOW`] (the first window closes at
+/// the second reading, so that a starting agent soon has a figure).
 #[derive(Debug, Default)]
 pub struct ProcReader {
-    /// (busy, total) CPU ticks at the previous reading.
-    last_ticks: Option<(u64, u64)>,
+    /// When the current window opened, and the (busy, total) CPU ticks then.
+    window: Option<(Instant, u64, u64)>,
+    /// The utilisation over the last closed window.
+    utilization: Option<f64>,
 }
 
 impl ProcReader {
@@ -49,14 +60,21 @@ impl ProcReader {
             + t.softirq.unwrap_or(0)
             + t.steal.unwrap_or(0);
         let busy = total - idle;
-        let utilization = match self.last_ticks.replace((busy, total)) {
-            Some((b0, t0)) if total > t0 => {
-                #[allow(clippy::cast_precision_loss)]
-                let u = busy.saturating_sub(b0) as f64 / (total - t0) as f64;
-                u.clamp(0.0, 1.0)
+        let now = Instant::now();
+        match self.window {
+            Some((opened, b0, t0)) => {
+                let closes =
+                    self.utilization.is_none() || now.duration_since(opened) >= UTILIZATION_WINDOW;
+                if closes && total > t0 {
+                    #[allow(clippy::cast_precision_loss)]
+                    let u = busy.saturating_sub(b0) as f64 / (total - t0) as f64;
+                    self.utilization = Some(u.clamp(0.0, 1.0));
+                    self.window = Some((now, busy, total));
+                }
             }
-            _ => 0.0,
-        };
+            None => self.window = Some((now, busy, total)),
+        }
+        let utilization = self.utilization.unwrap_or(0.0);
         let load = LoadAverage::current()?;
         let mem = Meminfo::current()?;
         Ok(ProcSample {
@@ -89,14 +107,23 @@ mod tests {
     fn reads_this_machine() {
         let mut r = ProcReader::new();
         let first = r.read().expect("/proc");
+        assert_eq!(first.utilization, 0.0, "no window yet");
         assert!(first.cores >= 1);
         assert!(first.memory_total > 0);
         assert!(first.memory_available <= first.memory_total);
         // The process may be limited to fewer CPUs than the node has.
         let usable = std::thread::available_parallelism().map_or(1, usize::from);
         assert!(first.cores as usize >= usable);
+        // Burn CPU so that the tick counters move, then close the window.
+        let until = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < until {
+            std::hint::black_box(0u64);
+        }
         let second = r.read().expect("/proc");
-        assert!((0.0..=1.0).contains(&second.utilization));
+        assert!(
+            second.utilization > 0.0 && second.utilization <= 1.0,
+            "{second:?}"
+        );
         assert!(!hostname().is_empty());
     }
 }
