@@ -49,11 +49,21 @@ enum Command {
     Node(NodeCommandArgs),
 }
 
+/// Where `solyx-agent node` serves when given no address.
+const DEFAULT_NODE_GRPC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9559,
+));
+
 #[derive(Debug, clap::Args)]
 struct NodeCommandArgs {
-    /// TCP address to serve the node resources service on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9559")]
-    grpc: SocketAddr,
+    /// TCP address to serve the node resources service on [default:
+    /// 127.0.0.1:9559 unless only --unix is given].
+    #[arg(long, value_name = "ADDR:PORT")]
+    grpc: Option<SocketAddr>,
+    /// Serve on this Unix socket (created with mode 0660).
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
     #[command(flatten)]
     node: NodeArgs,
     /// Log line format.
@@ -184,31 +194,71 @@ async fn serve(args: ServeArgs) -> ExitCode {
     run_service(service, Some(args.grpc), args.unix, None).await
 }
 
-/// `solyx-agent node`: node resources only.
+/// `solyx-agent node`: node resources only, on TCP and/or a Unix socket.
 async fn node(args: NodeCommandArgs) -> ExitCode {
     let node = match node::spawn(&args.node, None).await {
         Ok(n) => n,
         Err(e) => return node_failure(&e),
     };
-    let listener = match p4rt::bind_tcp(args.grpc).await {
+    let grpc = args
+        .grpc
+        .or_else(|| args.unix.is_none().then_some(DEFAULT_NODE_GRPC));
+    let tcp = match grpc.map(p4rt::bind_tcp) {
+        Some(bind) => match bind.await {
+            Ok(l) => Some(l),
+            Err(e) => return startup_failure(&e),
+        },
+        None => None,
+    };
+    let unix = match args.unix.as_deref().map(p4rt::bind_unix).transpose() {
         Ok(l) => l,
         Err(e) => return startup_failure(&e),
     };
-    info!(grpc = %args.grpc, metrics = ?node.metrics_addr(), "solyx-agent node listening");
+    info!(grpc = ?grpc, unix = ?args.unix, metrics = ?node.metrics_addr(), "solyx-agent node listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
     let service = node.service();
     let closer = service.clone();
-    let result = tonic::transport::Server::builder()
-        .add_service(service.into_grpc())
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            async move {
-                stop_signal().await;
-                closer.close_streams();
-            },
-        )
-        .await;
+    tokio::spawn(async move {
+        stop_signal().await;
+        closer.close_streams();
+        let _ = stop_tx.send(true);
+    });
+    let server = || tonic::transport::Server::builder().add_service(service.clone().into_grpc());
+    let tcp_server = async {
+        match tcp {
+            Some(l) => {
+                let incoming = tonic::transport::server::TcpIncoming::from(l);
+                server()
+                    .serve_with_incoming_shutdown(incoming, stopped())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let unix_server = async {
+        match unix {
+            Some(l) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+                server()
+                    .serve_with_incoming_shutdown(incoming, stopped())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (a, b) = tokio::join!(tcp_server, unix_server);
+    if let Some(path) = &args.unix {
+        let _ = std::fs::remove_file(path);
+    }
     node.stop().await;
-    match result {
+    match a.and(b) {
         Ok(()) => {
             info!("solyx-agent stopped");
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! `solyx-agent node` as an operator runs it: it refuses a bad declared
-//! file with the place of the error, serves the node over gRPC and
-//! `/metrics`, and stops cleanly on SIGTERM with a Watch still open.
+//! file with the place of the error, serves the node over gRPC (TCP and a
+//! Unix socket) and `/metrics`, and stops cleanly on SIGTERM with a Watch
+//! still open.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup is a failed test
 
@@ -47,6 +48,7 @@ async fn serves_the_node_and_stops_on_sigterm_with_a_watch_open() {
     let file = temp("good.yaml", "site: site-a\ncpus: 12\n");
     let grpc = free_port();
     let metrics = free_port();
+    let socket = std::env::temp_dir().join(format!("solyx-node-cmd-{}.sock", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_solyx-agent"))
         .args(["node", "--node-poll", "100ms"])
         .args([
@@ -55,6 +57,8 @@ async fn serves_the_node_and_stops_on_sigterm_with_a_watch_open() {
             "--metrics",
             &metrics.to_string(),
         ])
+        .arg("--unix")
+        .arg(&socket)
         .arg("--declare")
         .arg(&file)
         .stderr(Stdio::piped())
@@ -72,6 +76,13 @@ async fn serves_the_node_and_stops_on_sigterm_with_a_watch_open() {
     let node = client.get().await.unwrap();
     assert_eq!(node.site, "site-a");
     assert_eq!(node.cpu.unwrap().cores, 12);
+    let over_unix = NodeClient::connect(&format!("unix:{}", socket.display()))
+        .await
+        .unwrap()
+        .get()
+        .await
+        .unwrap();
+    assert_eq!(over_unix.name, node.name);
     let mut watch = client.watch().await.unwrap();
     assert!(watch.next().await.unwrap().is_ok());
 
@@ -110,6 +121,7 @@ async fn serves_the_node_and_stops_on_sigterm_with_a_watch_open() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket is removed");
     // The open Watch ends instead of hanging.
     let end = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(_)) = watch.next().await {}
