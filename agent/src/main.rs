@@ -76,8 +76,8 @@ struct SwitchArgs {
     /// A fabric port: P4 port number = interface (repeatable).
     #[arg(long = "port", value_name = "N=INTERFACE", value_parser = PortSpec::parse)]
     ports: Vec<PortSpec>,
-    /// YAML file with ports, device_id, instance, grpc, unix, state_dir;
-    /// the options given here override it.
+    /// YAML file with ports, device_id, instance, grpc, unix, state_dir,
+    /// declare, metrics; the options given here override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// TCP address to serve gRPC on [default: 127.0.0.1:9559 unless only
@@ -290,6 +290,8 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
         unix: args.unix,
         state_dir: args.state_dir,
         pin_root: args.pin_root,
+        declare: args.node.declare,
+        metrics: args.node.metrics,
     })?;
     if let Some(netns) = &config.netns {
         switch::enter_netns(netns)?;
@@ -425,10 +427,15 @@ fn main() -> ExitCode {
     };
     init_logging(log_format);
     let cli = match cli.command {
-        Command::Switch(mut args) => {
-            let node_args = std::mem::take(&mut args.node);
+        Command::Switch(args) => {
+            let mut node_args = args.node.clone();
             match switch_config(args) {
-                Ok(config) => Resolved::Switch(config, node_args),
+                Ok(config) => {
+                    // The file may name them too; the command line won.
+                    node_args.declare.clone_from(&config.declare);
+                    node_args.metrics = config.metrics;
+                    Resolved::Switch(config, node_args)
+                }
                 Err(e) => {
                     eprintln!("solyx-agent switch: {e}");
                     return ExitCode::from(2);
