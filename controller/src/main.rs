@@ -74,10 +74,12 @@ struct NodeArgs {
 #[derive(Subcommand)]
 enum NodeCommand {
     /// Print the node: CPU, memory, GPUs, accelerators, power, site/rack/pod,
-    /// and whether each value was discovered or declared.
+    /// and whether each value was discovered or declared. With several
+    /// agents: one line per node.
     Show {
-        /// The agent: host:port or unix:/path.
-        addr: String,
+        /// The agents: host:port or unix:/path.
+        #[arg(required = true, value_name = "ADDR")]
+        addrs: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -232,10 +234,46 @@ async fn main() -> ExitCode {
 }
 
 async fn node(args: NodeArgs) -> Result<()> {
+    use solyx::node::{summary, to_json, NodeClient};
+    let NodeCommand::Show { addrs, json, watch } = args.command;
+    if let [addr] = addrs.as_slice() {
+        return node_one(addr, json, watch).await;
+    }
+    if watch {
+        bail!("--watch takes one agent address");
+    }
+    let nodes = futures::future::join_all(addrs.iter().map(|addr| async move {
+        let node = match NodeClient::connect(addr).await {
+            Ok(mut c) => c.get().await,
+            Err(e) => Err(e),
+        };
+        (addr.clone(), node)
+    }))
+    .await;
+    if json {
+        let all: Vec<_> = nodes
+            .iter()
+            .map(|(addr, n)| match n {
+                Ok(n) => serde_json::json!({ "address": addr, "node": to_json(n) }),
+                Err(e) => serde_json::json!({ "address": addr, "error": e.to_string() }),
+            })
+            .collect();
+        out!("{}", serde_json::Value::Array(all));
+    } else {
+        out!("{}", summary(&nodes).trim_end());
+    }
+    let failed = nodes.iter().filter(|(_, n)| n.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of {} agents could not be read", nodes.len());
+    }
+    Ok(())
+}
+
+/// `solyx node show ADDR`: one node in detail, or watched.
+async fn node_one(addr: &str, json: bool, watch: bool) -> Result<()> {
     use futures::StreamExt;
     use solyx::node::{table, to_json, NodeClient};
-    let NodeCommand::Show { addr, json, watch } = args.command;
-    let mut client = NodeClient::connect(&addr).await?;
+    let mut client = NodeClient::connect(addr).await?;
     let print = |node: &solyx::node::Node| {
         if json {
             out!("{}", to_json(node));

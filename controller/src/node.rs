@@ -228,6 +228,101 @@ pub fn table(n: &Node) -> String {
     out
 }
 
+/// Several nodes, one line each: name, place, CPUs, memory, GPUs,
+/// accelerators, power. A node that could not be read shows its error.
+#[must_use]
+pub fn summary(nodes: &[(String, Result<Node, NodeClientError>)]) -> String {
+    let header = [
+        "ADDRESS",
+        "NODE",
+        "SITE",
+        "RACK",
+        "POD",
+        "CPUS",
+        "CPU USE",
+        "MEMORY",
+        "AVAILABLE",
+        "GPUS",
+        "ACCELERATORS",
+        "POWER",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(ToString::to_string).collect()];
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    for (addr, node) in nodes {
+        let n = match node {
+            Ok(n) => n,
+            Err(e) => {
+                rows.push(vec![addr.clone(), format!("unreachable: {e}")]);
+                continue;
+            }
+        };
+        let cpu = n.cpu.unwrap_or_default();
+        let mem = n.memory.unwrap_or_default();
+        let mut gpus: Vec<(String, usize)> = Vec::new();
+        for g in &n.gpus {
+            match gpus.iter_mut().find(|(m, _)| *m == g.model) {
+                Some((_, c)) => *c += 1,
+                None => gpus.push((g.model.clone(), 1)),
+            }
+        }
+        let gpus = gpus
+            .iter()
+            .map(|(m, c)| format!("{c}x{m}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let accelerators = n
+            .accelerators
+            .iter()
+            .map(|a| format!("{}x{} {}", a.count, a.model, a.kind))
+            .collect::<Vec<_>>()
+            .join(",");
+        let power = n.power.clone().unwrap_or_default();
+        rows.push(vec![
+            addr.clone(),
+            n.name.clone(),
+            dash(&n.site),
+            dash(&n.rack),
+            dash(&n.pod),
+            cpu.cores.to_string(),
+            format!("{:.0}%", cpu.utilization * 100.0),
+            gib(mem.total_bytes),
+            gib(mem.available_bytes),
+            dash(&gpus),
+            dash(&accelerators),
+            power
+                .watts
+                .map_or_else(|| "-".to_string(), |w| format!("{w:.0} W")),
+        ]);
+    }
+    let mut widths = vec![0usize; header.len()];
+    for r in &rows {
+        if r.len() == header.len() {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                let _ = write!(line, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
 /// The node as JSON (field names as in the protobuf message, sources as
 /// words, sizes in bytes).
 #[must_use]

@@ -451,4 +451,43 @@ async fn solyx_node_show_prints_the_table_and_json() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot connect to 127.0.0.1:1"));
+
+    // Several agents: one line each, the unreachable one named, exit 1.
+    let bare = agent(monitor(None), Duration::from_secs(10)).await.unwrap();
+    let bare_addr = bare.addr.to_string();
+    let o = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_solyx"))
+            .args(["node", "show", &addr, &bare_addr, "127.0.0.1:1"])
+            .output()
+            .unwrap()
+    });
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].starts_with("ADDRESS") && lines[0].contains("GPUS"),
+        "{out}"
+    );
+    let declared_row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        declared_row[..6],
+        [addr.as_str(), "gpu-07", "site-a", "r1", "p1", "64"],
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("4xA100")
+            && lines[1].contains("2xU250 fpga")
+            && lines[1].ends_with("1200 W"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with(&bare_addr) && lines[2].contains(" - "),
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with("127.0.0.1:1") && lines[3].contains("unreachable"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 3 agents could not be read"));
 }
