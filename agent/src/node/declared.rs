@@ -421,3 +421,47 @@ mod tests {
         }
     }
 }
+
+/// The formats the documentation shows are the ones the parser takes.
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// The first ```yaml block of `doc` (under `docs/`) that contains `marker`.
+    fn yaml_block(doc: &str, marker: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs")
+            .join(doc);
+        let text = std::fs::read_to_string(&path).expect("doc");
+        text.split("```yaml")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .find(|b| b.contains(marker))
+            .unwrap_or_else(|| panic!("no yaml block with {marker:?} in {doc}"))
+            .to_string()
+    }
+
+    #[test]
+    fn the_node_blocks_of_the_topology_format_parse() {
+        let topology: serde_norway::Value =
+            serde_norway::from_str(&yaml_block("topology-format.md", "node:")).expect("yaml");
+        let devices = topology["devices"].as_sequence().expect("devices");
+        let mut blocks = 0;
+        for device in devices {
+            if let Some(node) = device.get("node") {
+                let text = serde_norway::to_string(node).expect("yaml");
+                Declared::parse(Path::new("topology-format.md"), &text)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                blocks += 1;
+            }
+        }
+        assert!(blocks > 0);
+    }
+
+    #[test]
+    fn the_declared_file_of_the_node_resources_doc_parses() {
+        let text = yaml_block("node-resources.md", "power_watts");
+        let d = Declared::parse(Path::new("node-resources.md"), &text).expect("valid");
+        assert!(d.site.is_some() && d.gpus.is_some() && !d.accelerators.is_empty());
+    }
+}
