@@ -53,8 +53,8 @@ pub use declared::{Declared, DeclaredError};
 pub use gpu::{GpuReader, GpuSample};
 pub use metrics::{source_name, NodeMetrics};
 pub use monitor::{Monitor, MonitorConfig, Snapshot};
-pub use power::{PowerReader, POWERCAP_ROOT};
-pub use proc::{hostname, ProcReader, ProcSample};
+pub use power::{PowerReader, MIN_WINDOW as POWER_WINDOW, POWERCAP_ROOT};
+pub use proc::{hostname, ProcReader, ProcSample, UTILIZATION_WINDOW};
 pub use service::{NodeService, DEFAULT_HEARTBEAT};
 
 use crate::metrics::MetricsServer;

@@ -60,7 +60,7 @@ impl PowerReader {
     }
 
     /// Reads the counters at `now`; returns the power over the last window
-    /// of at least [`MIN_WINDOW`] (the previous value in between, `None`
+    /// of at least [`MIN_WINDOW`](super::POWER_WINDOW) (the previous value in between, `None`
     /// until the first window closes or when a counter cannot be read).
     pub fn read(&mut self, now: Instant) -> Option<f64> {
         if self.zones.is_empty() {
