@@ -1,5 +1,5 @@
-//! Generates the P4Runtime messages and service from the `.proto` files in
-//! `proto/`. protoc comes from the `protoc-bin-vendored` crate, so the build
+//! Generates the P4Runtime messages and service, and Solyx's own services
+//! (node resources), from the `.proto` files in `proto/`. protoc comes from the `protoc-bin-vendored` crate, so the build
 //! needs neither a system protoc nor a network.
 
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ const PROTOS: &[&str] = &[
     "proto/p4/config/v1/p4info.proto",
     "proto/p4/config/v1/p4types.proto",
 ];
+
+const SOLYX_PROTOS: &[&str] = &["proto/solyx/node/v1/node.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -22,7 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.rpc", "::tonic_types::pb")
         .compile_protos(PROTOS, &["proto"])?;
 
-    for p in PROTOS {
+    // Solyx's own services, apart from the P4Runtime descriptor set.
+    tonic_prost_build::configure().compile_protos(SOLYX_PROTOS, &["proto"])?;
+
+    for p in PROTOS.iter().chain(SOLYX_PROTOS) {
         println!("cargo:rerun-if-changed={p}");
     }
     println!("cargo:rerun-if-changed=proto/google/rpc/status.proto");

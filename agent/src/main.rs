@@ -2,7 +2,9 @@
 //!
 //! `solyx-agent serve` serves P4Runtime for this node; `solyx-agent switch`
 //! makes the box a `solyx_fabric` switch (eBPF on the given ports) and
-//! serves P4Runtime for it. Exit codes: 0 after a clean stop (Ctrl-C or
+//! serves P4Runtime for it; `solyx-agent node` only reports the node's
+//! resources. `switch` and `node` serve the node resources over gRPC and
+//! Prometheus metrics (`--metrics`). Exit codes: 0 after a clean stop (Ctrl-C or
 //! SIGTERM), 2 when the agent cannot start (bad arguments, address in use,
 //! unusable socket path, eBPF program not loadable), 1 when serving fails.
 
@@ -13,11 +15,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use solyx_agent::ebpf::PortSpec;
+use solyx_agent::node::{self, NodeArgs, NodeService};
 use solyx_agent::p4rt::{
     self, AgentService, Dataplane, MemoryDataplane, PipelinePolicy, ServerConfig,
 };
 use solyx_agent::switch::{self, SwitchConfig, SwitchOverrides};
 use tokio::sync::watch;
+use tonic::service::Routes;
 use tracing::{error, info};
 
 #[derive(Debug, Parser)]
@@ -39,6 +43,32 @@ enum Command {
     /// given ports, programmed over P4Runtime. Stopping the agent leaves
     /// the pipeline forwarding; the next start takes it over.
     Switch(SwitchArgs),
+    /// Report this node's resources (CPU, memory, GPUs, accelerators,
+    /// power, site/rack/pod) over gRPC and as Prometheus metrics; no
+    /// P4Runtime.
+    Node(NodeCommandArgs),
+}
+
+/// Where `solyx-agent node` serves when given no address.
+const DEFAULT_NODE_GRPC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9559,
+));
+
+#[derive(Debug, clap::Args)]
+struct NodeCommandArgs {
+    /// TCP address to serve the node resources service on [default:
+    /// 127.0.0.1:9559 unless only --unix is given].
+    #[arg(long, value_name = "ADDR:PORT")]
+    grpc: Option<SocketAddr>,
+    /// Serve on this Unix socket (created with mode 0660).
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,8 +76,8 @@ struct SwitchArgs {
     /// A fabric port: P4 port number = interface (repeatable).
     #[arg(long = "port", value_name = "N=INTERFACE", value_parser = PortSpec::parse)]
     ports: Vec<PortSpec>,
-    /// YAML file with ports, device_id, instance, grpc, unix, state_dir;
-    /// the options given here override it.
+    /// YAML file with ports, device_id, instance, grpc, unix, state_dir,
+    /// declare, metrics; the options given here override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// TCP address to serve gRPC on [default: 127.0.0.1:9559 unless only
@@ -77,6 +107,9 @@ struct SwitchArgs {
     /// Another pin root (a directory on a bpffs) instead of /sys/fs/bpf/solyx.
     #[arg(long, value_name = "DIR", hide = true)]
     pin_root: Option<PathBuf>,
+    /// Node resources, served on the P4Runtime listeners.
+    #[command(flatten)]
+    node: NodeArgs,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -158,7 +191,90 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..ServerConfig::default()
     };
     let service = AgentService::new(config, dataplane);
-    run_service(service, Some(args.grpc), args.unix).await
+    run_service(service, Some(args.grpc), args.unix, None).await
+}
+
+/// `solyx-agent node`: node resources only, on TCP and/or a Unix socket.
+async fn node(args: NodeCommandArgs) -> ExitCode {
+    let node = match node::spawn(&args.node, None).await {
+        Ok(n) => n,
+        Err(e) => return node_failure(&e),
+    };
+    let grpc = args
+        .grpc
+        .or_else(|| args.unix.is_none().then_some(DEFAULT_NODE_GRPC));
+    let tcp = match grpc.map(p4rt::bind_tcp) {
+        Some(bind) => match bind.await {
+            Ok(l) => Some(l),
+            Err(e) => return startup_failure(&e),
+        },
+        None => None,
+    };
+    let unix = match args.unix.as_deref().map(p4rt::bind_unix).transpose() {
+        Ok(l) => l,
+        Err(e) => return startup_failure(&e),
+    };
+    info!(grpc = ?grpc, unix = ?args.unix, metrics = ?node.metrics_addr(), "solyx-agent node listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let service = node.service();
+    let closer = service.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        closer.close_streams();
+        let _ = stop_tx.send(true);
+    });
+    let server = || tonic::transport::Server::builder().add_service(service.clone().into_grpc());
+    let tcp_server = async {
+        match tcp {
+            Some(l) => {
+                let incoming = tonic::transport::server::TcpIncoming::from(l);
+                server()
+                    .serve_with_incoming_shutdown(incoming, stopped())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let unix_server = async {
+        match unix {
+            Some(l) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+                server()
+                    .serve_with_incoming_shutdown(incoming, stopped())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (a, b) = tokio::join!(tcp_server, unix_server);
+    if let Some(path) = &args.unix {
+        let _ = std::fs::remove_file(path);
+    }
+    node.stop().await;
+    match a.and(b) {
+        Ok(()) => {
+            info!("solyx-agent stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!(error = %e, "serving failed");
+            eprintln!("solyx-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn node_failure(e: &node::NodeError) -> ExitCode {
+    error!(error = %e, "cannot start node reporting");
+    eprintln!("solyx-agent: {e}");
+    ExitCode::from(2)
 }
 
 /// Resolves the switch configuration and enters its network namespace
@@ -174,6 +290,8 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
         unix: args.unix,
         state_dir: args.state_dir,
         pin_root: args.pin_root,
+        declare: args.node.declare,
+        metrics: args.node.metrics,
     })?;
     if let Some(netns) = &config.netns {
         switch::enter_netns(netns)?;
@@ -182,7 +300,7 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
 }
 
 /// `solyx-agent switch`: starts the eBPF switch, then serves it.
-async fn switch(config: SwitchConfig) -> ExitCode {
+async fn switch(config: SwitchConfig, node_args: NodeArgs) -> ExitCode {
     let started = match switch::start(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -197,7 +315,18 @@ async fn switch(config: SwitchConfig) -> ExitCode {
         state = %config.state_file().display(),
         "switch started"
     );
-    let code = run_service(started.service, config.grpc, config.unix.clone()).await;
+    let node = match node::spawn(&node_args, Some(&started.service)).await {
+        Ok(n) => n,
+        Err(e) => return node_failure(&e),
+    };
+    let code = run_service(
+        started.service,
+        config.grpc,
+        config.unix.clone(),
+        Some(node.service()),
+    )
+    .await;
+    node.stop().await;
     info!(
         instance = %config.instance,
         "the fabric program stays attached and keeps forwarding with the tables as they are"
@@ -205,12 +334,13 @@ async fn switch(config: SwitchConfig) -> ExitCode {
     code
 }
 
-/// Serves `service` on the TCP address and/or the Unix socket until Ctrl-C
-/// or SIGTERM.
+/// Serves `service` (and the node resources service, when given) on the
+/// TCP address and/or the Unix socket until Ctrl-C or SIGTERM.
 async fn run_service(
     service: AgentService,
     grpc: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
+    node: Option<NodeService>,
 ) -> ExitCode {
     let tcp = match grpc.map(p4rt::bind_tcp) {
         Some(bind) => match bind.await {
@@ -239,20 +369,31 @@ async fn run_service(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let extra = node
+        .as_ref()
+        .map_or_else(Routes::default, |n| Routes::new(n.clone().into_grpc()));
     tokio::spawn(async move {
         stop_signal().await;
+        if let Some(node) = node {
+            node.close_streams();
+        }
         let _ = stop_tx.send(true);
     });
 
     let tcp_server = async {
         match tcp {
-            Some(tcp) => p4rt::serve_tcp_listener(service.clone(), tcp, stopped()).await,
+            Some(tcp) => {
+                p4rt::serve_tcp_listener_with(service.clone(), extra.clone(), tcp, stopped()).await
+            }
             None => Ok(()),
         }
     };
     let unix_server = async {
         match unix {
-            Some(unix) => p4rt::serve_unix_listener(service.clone(), unix, stopped()).await,
+            Some(unix) => {
+                p4rt::serve_unix_listener_with(service.clone(), extra.clone(), unix, stopped())
+                    .await
+            }
             None => Ok(()),
         }
     };
@@ -282,16 +423,26 @@ fn main() -> ExitCode {
     let log_format = match &cli.command {
         Command::Serve(args) => args.log_format,
         Command::Switch(args) => args.log_format,
+        Command::Node(args) => args.log_format,
     };
     init_logging(log_format);
     let cli = match cli.command {
-        Command::Switch(args) => match switch_config(args) {
-            Ok(config) => Resolved::Switch(config),
-            Err(e) => {
-                eprintln!("solyx-agent switch: {e}");
-                return ExitCode::from(2);
+        Command::Switch(args) => {
+            let mut node_args = args.node.clone();
+            match switch_config(args) {
+                Ok(config) => {
+                    // The file may name them too; the command line won.
+                    node_args.declare.clone_from(&config.declare);
+                    node_args.metrics = config.metrics;
+                    Resolved::Switch(config, node_args)
+                }
+                Err(e) => {
+                    eprintln!("solyx-agent switch: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
+        Command::Node(args) => Resolved::Node(args),
         Command::Serve(args) => Resolved::Serve(args),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -306,12 +457,14 @@ fn main() -> ExitCode {
     };
     match cli {
         Resolved::Serve(args) => runtime.block_on(serve(args)),
-        Resolved::Switch(config) => runtime.block_on(switch(config)),
+        Resolved::Switch(config, node_args) => runtime.block_on(switch(config, node_args)),
+        Resolved::Node(args) => runtime.block_on(node(args)),
     }
 }
 
 /// A command ready to run.
 enum Resolved {
     Serve(ServeArgs),
-    Switch(SwitchConfig),
+    Switch(SwitchConfig, NodeArgs),
+    Node(NodeCommandArgs),
 }

@@ -12,6 +12,8 @@
 //! grpc: 127.0.0.1:9559           # TCP listener
 //! unix: /run/solyx/s1.sock       # Unix socket listener
 //! state_dir: /var/lib/solyx/s1   # saved P4Runtime state
+//! declare: /etc/solyx/node.yaml  # declared node resources (docs/node-resources.md)
+//! metrics: 127.0.0.1:9464        # Prometheus /metrics
 //! ports:                         # P4 port number: interface
 //!   1: s1-eth1
 //!   2: s1-eth2
@@ -67,6 +69,10 @@ pub struct SwitchFile {
     pub unix: Option<PathBuf>,
     /// Saved state directory.
     pub state_dir: Option<PathBuf>,
+    /// Declared node resources file.
+    pub declare: Option<PathBuf>,
+    /// Prometheus metrics address.
+    pub metrics: Option<SocketAddr>,
     /// Port number → interface.
     #[serde(default)]
     pub ports: BTreeMap<u16, String>,
@@ -93,6 +99,10 @@ pub struct SwitchOverrides {
     pub state_dir: Option<PathBuf>,
     /// `--pin-root` (a directory on a bpffs).
     pub pin_root: Option<PathBuf>,
+    /// `--declare`.
+    pub declare: Option<PathBuf>,
+    /// `--metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The resolved configuration of a switch.
@@ -114,6 +124,10 @@ pub struct SwitchConfig {
     pub pin_root: PathBuf,
     /// The ports.
     pub ports: Vec<PortSpec>,
+    /// Declared node resources file, if any.
+    pub declare: Option<PathBuf>,
+    /// Prometheus metrics address, if any.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl SwitchConfig {
@@ -197,6 +211,8 @@ impl SwitchConfig {
                 .into_iter()
                 .map(|(port, interface)| PortSpec { port, interface })
                 .collect(),
+            declare: o.declare.or(file.declare),
+            metrics: o.metrics.or(file.metrics),
         })
     }
 
@@ -376,7 +392,8 @@ mod tests {
     #[test]
     fn command_line_overrides_the_file() {
         let file: SwitchFile = serde_norway::from_str(
-            "device_id: 7\nports:\n  1: eth1\n  2: eth2\nunix: /run/s.sock\n",
+            "device_id: 7\nports:\n  1: eth1\n  2: eth2\nunix: /run/s.sock\n\
+             declare: node.yaml\nmetrics: 127.0.0.1:9464\n",
         )
         .expect("yaml");
         let c = SwitchConfig::merge(
@@ -384,10 +401,13 @@ mod tests {
             SwitchOverrides {
                 ports: vec![spec(3, "eth3")],
                 device_id: Some(9),
+                metrics: "127.0.0.1:9100".parse().ok(),
                 ..SwitchOverrides::default()
             },
         )
         .expect("config");
+        assert_eq!(c.declare.as_deref(), Some(Path::new("node.yaml")));
+        assert_eq!(c.metrics, "127.0.0.1:9100".parse().ok());
         assert_eq!(c.device_id, 9);
         assert_eq!(c.instance, "dev9");
         assert_eq!(c.ports.len(), 3);

@@ -138,6 +138,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Where the agent serves /metrics, inside the switch's namespace.
+const METRICS: &str = "127.0.0.1:9464";
+
+/// The body of `GET /metrics` at `addr`.
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text
+}
+
 /// A primary session over the agent's Unix socket, once it listens.
 async fn connect(socket: &Path, agent: &Agent) -> DeviceSession {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -212,6 +229,8 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
     std::fs::create_dir_all(&dir.0).expect("temp dir");
     let socket = dir.0.join("agent.sock");
     let log = dir.0.join("agent.log");
+    let declared = dir.0.join("node.yaml");
+    std::fs::write(&declared, "site: site-s1\nrack: r7\n").expect("declared file");
     let args: Vec<String> = vec![
         "--port".into(),
         format!("1={}", t.dev("p1")),
@@ -223,6 +242,10 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
         pins.instance.clone(),
         "--state-dir".into(),
         dir.0.join("state").display().to_string(),
+        "--declare".into(),
+        declared.display().to_string(),
+        "--metrics".into(),
+        METRICS.into(),
     ];
     let s1_ns = t.ns("s1");
 
@@ -248,6 +271,29 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
     install(&s, desired[..5].to_vec()).await;
     install(&s, desired[5..9].to_vec()).await;
     fabric::all_ok(s.modify(desired[9..].to_vec()).await.expect("switch ID"));
+
+    // The switch reports its node on the same socket, and serves
+    // /metrics (in its namespace) with the writes just made.
+    let node = solyx::node::NodeClient::connect(&format!("unix:{}", socket.display()))
+        .await
+        .expect("node service")
+        .get()
+        .await
+        .expect("node");
+    assert_eq!((node.site.as_str(), node.rack.as_str()), ("site-s1", "r7"));
+    let metrics = in_netns(&s1_ns, || http_get(METRICS));
+    let writes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("solyx_agent_p4rt_writes_total{device_id=\"1\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no write count in:\n{metrics}"));
+    assert!(writes >= 3, "{writes} writes counted, 3 made");
+    for line in [
+        "solyx_agent_p4rt_requests_total{rpc=\"SetForwardingPipelineConfig\"}",
+        "solyx_node_info{node=",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
     let installed = everything(&s).await;
     let cookie = s.device_cookie().await.expect("cookie");
 
@@ -265,9 +311,9 @@ async fn traffic_flows_while_the_agent_restarts_and_state_comes_back() {
     );
     // Also with another state directory: the pin directory is locked too.
     let mut other = args.clone();
-    let last = other.len() - 1;
-    other[last] = dir.0.join("other-state").display().to_string();
-    other[5] = dir.0.join("other.sock").display().to_string();
+    let value_of = |flag: &str| args.iter().position(|a| a == flag).expect("flag") + 1;
+    other[value_of("--state-dir")] = dir.0.join("other-state").display().to_string();
+    other[value_of("--unix")] = dir.0.join("other.sock").display().to_string();
     let third = Command::new(env!("CARGO_BIN_EXE_solyx-agent"))
         .args(["switch", "--netns", &s1_ns])
         .args(&other)

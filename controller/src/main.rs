@@ -4,6 +4,9 @@
 //! pipeline, list tables, insert, modify, delete and read entries, read
 //! counters. Entities are checked against the device's P4Info before they
 //! are sent.
+//!
+//! `solyx node show ADDR` prints a node's resources as its agent reports
+//! them (`--json`, `--watch`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +61,33 @@ enum LogFormat {
 enum Command {
     /// Talk P4Runtime to one device.
     P4rt(P4rtArgs),
+    /// Read a node's resources from its agent.
+    Node(NodeArgs),
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    #[command(subcommand)]
+    command: NodeCommand,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Print the node: CPU, memory, GPUs, accelerators, power, site/rack/pod,
+    /// and whether each value was discovered or declared. With several
+    /// agents: one line per node.
+    Show {
+        /// The agents: host:port or unix:/path.
+        #[arg(required = true, value_name = "ADDR")]
+        addrs: Vec<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Keep printing the node at every change and heartbeat (JSON: one
+        /// object per line).
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 #[derive(Args)]
@@ -192,6 +222,7 @@ async fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::P4rt(args) => p4rt(args).await,
+        Command::Node(args) => node(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,6 +231,75 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn node(args: NodeArgs) -> Result<()> {
+    use solyx::node::{summary, to_json, NodeClient};
+    let NodeCommand::Show { addrs, json, watch } = args.command;
+    if let [addr] = addrs.as_slice() {
+        return node_one(addr, json, watch).await;
+    }
+    if watch {
+        bail!("--watch takes one agent address");
+    }
+    let nodes = futures::future::join_all(addrs.iter().map(|addr| async move {
+        let node = match NodeClient::connect(addr).await {
+            Ok(mut c) => c.get().await,
+            Err(e) => Err(e),
+        };
+        (addr.clone(), node)
+    }))
+    .await;
+    if json {
+        let all: Vec<_> = nodes
+            .iter()
+            .map(|(addr, n)| match n {
+                Ok(n) => serde_json::json!({ "address": addr, "node": to_json(n) }),
+                Err(e) => serde_json::json!({ "address": addr, "error": e.to_string() }),
+            })
+            .collect();
+        out!("{}", serde_json::Value::Array(all));
+    } else {
+        out!("{}", summary(&nodes).trim_end());
+    }
+    let failed = nodes.iter().filter(|(_, n)| n.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of {} agents could not be read", nodes.len());
+    }
+    Ok(())
+}
+
+/// `solyx node show ADDR`: one node in detail, or watched.
+async fn node_one(addr: &str, json: bool, watch: bool) -> Result<()> {
+    use futures::StreamExt;
+    use solyx::node::{table, to_json, NodeClient};
+    let mut client = NodeClient::connect(addr).await?;
+    let print = |node: &solyx::node::Node| {
+        if json {
+            out!("{}", to_json(node));
+        } else {
+            out!("{}", table(node).trim_end());
+        }
+    };
+    if !watch {
+        print(&client.get().await?);
+        return Ok(());
+    }
+    let mut updates = client.watch().await?;
+    while let Some(update) = updates.next().await {
+        let update = update?;
+        if let Some(node) = &update.node {
+            if !json {
+                out!(
+                    "# update {} ({})",
+                    update.sequence,
+                    update.reason().as_str_name().to_lowercase()
+                );
+            }
+            print(node);
+        }
+    }
+    bail!("{addr}: the agent closed the watch")
 }
 
 /// Reads a P4Info file, in text or binary form.

@@ -29,6 +29,17 @@ pub mod proto {
             }
         }
     }
+    /// Package `solyx`: Solyx's own services.
+    pub mod solyx {
+        /// Package `solyx.node`.
+        pub mod node {
+            /// Package `solyx.node.v1`: node resources (CPU, memory, GPUs,
+            /// accelerators, power, placement labels) served by the agent.
+            pub mod v1 {
+                tonic::include_proto!("solyx.node.v1");
+            }
+        }
+    }
 }
 
 /// The encoded `google.protobuf.FileDescriptorSet` of the P4Runtime protos

@@ -30,12 +30,13 @@
 //! `write`, `read`, `pipeline`, `stream` (StreamChannel and packet I/O),
 //! `error` (every error and its gRPC code), `service` (the gRPC service),
 //! `serve` (TCP and Unix listeners), `persist` (the state saved across
-//! agent restarts).
+//! agent restarts), `metrics` (Prometheus series of the calls).
 
 pub mod arbitration;
 mod dataplane;
 mod error;
 mod memory;
+mod metrics;
 mod persist;
 mod pipeline;
 mod read;
@@ -51,11 +52,13 @@ pub use dataplane::{
 };
 pub use error::{StoreError, P4_ERROR_TYPE_URL};
 pub use memory::MemoryDataplane;
+pub use metrics::{code_name, P4rtMetrics};
 pub use persist::LoadError;
 pub use pipeline::{PipelinePolicy, RestoreOutcome};
 pub use serve::{
-    bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_unix, serve_unix_listener, spawn_tcp,
-    spawn_unix, RunningServer, ServeError, UNIX_SOCKET_MODE,
+    bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_tcp_listener_with, serve_unix,
+    serve_unix_listener, serve_unix_listener_with, spawn_tcp, spawn_unix, RunningServer,
+    ServeError, UNIX_SOCKET_MODE,
 };
 pub use service::{
     AgentService, RestoreError, ServerConfig, MAX_MESSAGE_SIZE, P4RUNTIME_API_VERSION,

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tracing::info;
@@ -121,6 +122,21 @@ pub async fn serve_tcp_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_tcp_listener_with(service, Routes::default(), listener, shutdown).await
+}
+
+/// [`serve_tcp_listener`], with other gRPC services (`extra`, such as the
+/// node resources service) on the same listener. `shutdown` must end the
+/// open streams of those services itself before it completes.
+///
+/// # Errors
+/// [`ServeError::Serve`] when the transport fails.
+pub async fn serve_tcp_listener_with(
+    service: AgentService,
+    extra: Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let at = listener
         .local_addr()
         .map_or_else(|_| "tcp".to_string(), |a| a.to_string());
@@ -129,7 +145,8 @@ pub async fn serve_tcp_listener(
     let signal = closing(&service, shutdown);
     Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
-        .serve_with_incoming_shutdown(service.into_grpc(), incoming, signal)
+        .add_routes(extra.add_service(service.into_grpc()))
+        .serve_with_incoming_shutdown(incoming, signal)
         .await
         .map_err(|source| ServeError::Serve { at, source })
 }
@@ -161,6 +178,20 @@ pub async fn serve_unix_listener(
     listener: UnixListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_unix_listener_with(service, Routes::default(), listener, shutdown).await
+}
+
+/// [`serve_unix_listener`], with other gRPC services on the same socket
+/// (see [`serve_tcp_listener_with`]).
+///
+/// # Errors
+/// [`ServeError::Serve`] when the transport fails.
+pub async fn serve_unix_listener_with(
+    service: AgentService,
+    extra: Routes,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let path = listener
         .local_addr()
         .ok()
@@ -173,11 +204,8 @@ pub async fn serve_unix_listener(
     let signal = closing(&service, shutdown);
     let r = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
-        .serve_with_incoming_shutdown(
-            service.into_grpc(),
-            UnixListenerStream::new(listener),
-            signal,
-        )
+        .add_routes(extra.add_service(service.into_grpc()))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
         .await
         .map_err(|source| ServeError::Serve { at, source });
     if let Some(p) = path {

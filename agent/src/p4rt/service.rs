@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use solyx_p4runtime::proto::p4::v1 as p4;
 use solyx_p4runtime::proto::p4::v1::p4_runtime_server::{P4Runtime, P4RuntimeServer};
@@ -23,6 +24,7 @@ use tracing::{field, info_span, Instrument};
 use super::arbitration::{Arbiter, StreamId};
 use super::dataplane::{Dataplane, PacketInSink};
 use super::error::StoreError;
+use super::metrics::P4rtMetrics;
 use super::persist::{self, LoadError};
 use super::pipeline::{self, DeviceState, PipelinePolicy, RestoreOutcome};
 use super::stream::{self, election_of};
@@ -105,6 +107,7 @@ pub(crate) struct Shared {
     /// Set to `true` to end every StreamChannel (server shutdown).
     pub(crate) shutdown: watch::Sender<bool>,
     next_stream: AtomicU64,
+    metrics: P4rtMetrics,
 }
 
 /// Locks `m`, ignoring poisoning: every critical section leaves its data
@@ -147,6 +150,7 @@ impl AgentService {
             packet_index: Mutex::new(None),
             shutdown: watch::channel(false).0,
             next_stream: AtomicU64::new(1),
+            metrics: P4rtMetrics::new(),
         });
         let weak = Arc::downgrade(&shared);
         shared.dataplane.attach(PacketInSink::new(move |packet| {
@@ -160,6 +164,13 @@ impl AgentService {
     #[must_use]
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
+    }
+
+    /// The service's Prometheus series (calls, latency, errors, writes);
+    /// [`P4rtMetrics::register`] exposes them.
+    #[must_use]
+    pub fn metrics(&self) -> &P4rtMetrics {
+        &self.shared.metrics
     }
 
     /// The name of the data plane it programs.
@@ -269,13 +280,9 @@ impl AgentService {
     }
 }
 
-#[tonic::async_trait]
-impl P4Runtime for AgentService {
-    async fn write(
-        &self,
-        request: Request<p4::WriteRequest>,
-    ) -> Result<Response<p4::WriteResponse>, Status> {
-        let req = request.into_inner();
+/// The RPC bodies; the [`P4Runtime`] methods below time and count them.
+impl AgentService {
+    fn do_write(&self, req: p4::WriteRequest) -> Result<p4::WriteResponse, Status> {
         self.check_device(req.device_id)?;
         self.check_primary(req.device_id, &req.role, req.election_id.as_ref())?;
         let mut device = lock(&self.shared.device);
@@ -290,37 +297,26 @@ impl P4Runtime for AgentService {
             self.save(&device);
         }
         result?;
-        Ok(Response::new(p4::WriteResponse {}))
+        Ok(p4::WriteResponse {})
     }
 
-    type ReadStream = tokio_stream::Iter<std::vec::IntoIter<Result<p4::ReadResponse, Status>>>;
-
-    async fn read(
-        &self,
-        request: Request<p4::ReadRequest>,
-    ) -> Result<Response<Self::ReadStream>, Status> {
-        let req = request.into_inner();
+    fn do_read(&self, req: p4::ReadRequest) -> Result<Vec<p4::ReadResponse>, Status> {
         self.check_device(req.device_id)?;
         // TODO-security: roles are not enforced; every role reads and
         // writes every entity (role configs are ignored).
-        let responses = {
-            let device = lock(&self.shared.device);
-            read::read(
-                &device,
-                self.shared.dataplane.as_ref(),
-                req.entities,
-                self.shared.config.read_chunk,
-            )?
-        };
-        let items: Vec<Result<p4::ReadResponse, Status>> = responses.into_iter().map(Ok).collect();
-        Ok(Response::new(tokio_stream::iter(items)))
+        let device = lock(&self.shared.device);
+        Ok(read::read(
+            &device,
+            self.shared.dataplane.as_ref(),
+            req.entities,
+            self.shared.config.read_chunk,
+        )?)
     }
 
-    async fn set_forwarding_pipeline_config(
+    fn do_set_pipeline(
         &self,
-        request: Request<p4::SetForwardingPipelineConfigRequest>,
-    ) -> Result<Response<p4::SetForwardingPipelineConfigResponse>, Status> {
-        let req = request.into_inner();
+        req: p4::SetForwardingPipelineConfigRequest,
+    ) -> Result<p4::SetForwardingPipelineConfigResponse, Status> {
         self.check_device(req.device_id)?;
         self.check_primary(req.device_id, &req.role, req.election_id.as_ref())?;
         let committed = {
@@ -340,22 +336,90 @@ impl P4Runtime for AgentService {
         if let Some(index) = committed {
             *lock(&self.shared.packet_index) = Some(index);
         }
-        Ok(Response::new(p4::SetForwardingPipelineConfigResponse {}))
+        Ok(p4::SetForwardingPipelineConfigResponse {})
+    }
+
+    fn do_get_pipeline(
+        &self,
+        req: p4::GetForwardingPipelineConfigRequest,
+    ) -> Result<p4::GetForwardingPipelineConfigResponse, Status> {
+        self.check_device(req.device_id)?;
+        let device = lock(&self.shared.device);
+        let config = pipeline::get_pipeline(&device, req.response_type)?;
+        Ok(p4::GetForwardingPipelineConfigResponse {
+            config: Some(config),
+        })
+    }
+
+    /// The device label of the metrics for a request naming `device_id`.
+    fn device_label(&self, device_id: u64) -> String {
+        if device_id == self.shared.config.device_id {
+            device_id.to_string()
+        } else {
+            "other".to_string()
+        }
+    }
+
+    /// Counts and times a unary call.
+    fn answer<T>(
+        &self,
+        rpc: &str,
+        started: Instant,
+        result: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        self.shared.metrics.observe(rpc, started, &result);
+        result.map(Response::new)
+    }
+}
+
+#[tonic::async_trait]
+impl P4Runtime for AgentService {
+    async fn write(
+        &self,
+        request: Request<p4::WriteRequest>,
+    ) -> Result<Response<p4::WriteResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        let device = self.device_label(req.device_id);
+        self.shared.metrics.write_received(&device, &req.updates);
+        let result = self.do_write(req);
+        if let Err(status) = &result {
+            self.shared.metrics.write_failed(&device, status);
+        }
+        self.answer("Write", started, result)
+    }
+
+    type ReadStream = tokio_stream::Iter<std::vec::IntoIter<Result<p4::ReadResponse, Status>>>;
+
+    async fn read(
+        &self,
+        request: Request<p4::ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let started = Instant::now();
+        let result = self.do_read(request.into_inner()).map(|responses| {
+            let items: Vec<Result<p4::ReadResponse, Status>> =
+                responses.into_iter().map(Ok).collect();
+            tokio_stream::iter(items)
+        });
+        self.answer("Read", started, result)
+    }
+
+    async fn set_forwarding_pipeline_config(
+        &self,
+        request: Request<p4::SetForwardingPipelineConfigRequest>,
+    ) -> Result<Response<p4::SetForwardingPipelineConfigResponse>, Status> {
+        let started = Instant::now();
+        let result = self.do_set_pipeline(request.into_inner());
+        self.answer("SetForwardingPipelineConfig", started, result)
     }
 
     async fn get_forwarding_pipeline_config(
         &self,
         request: Request<p4::GetForwardingPipelineConfigRequest>,
     ) -> Result<Response<p4::GetForwardingPipelineConfigResponse>, Status> {
-        let req = request.into_inner();
-        self.check_device(req.device_id)?;
-        let config = {
-            let device = lock(&self.shared.device);
-            pipeline::get_pipeline(&device, req.response_type)?
-        };
-        Ok(Response::new(p4::GetForwardingPipelineConfigResponse {
-            config: Some(config),
-        }))
+        let started = Instant::now();
+        let result = self.do_get_pipeline(request.into_inner());
+        self.answer("GetForwardingPipelineConfig", started, result)
     }
 
     type StreamChannelStream = ReceiverStream<Result<p4::StreamMessageResponse, Status>>;
@@ -364,6 +428,7 @@ impl P4Runtime for AgentService {
         &self,
         request: Request<tonic::Streaming<p4::StreamMessageRequest>>,
     ) -> Result<Response<Self::StreamChannelStream>, Status> {
+        self.shared.metrics.stream_opened("StreamChannel");
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(self.shared.config.stream_queue.max(16));
         let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
@@ -382,9 +447,11 @@ impl P4Runtime for AgentService {
         &self,
         _request: Request<p4::CapabilitiesRequest>,
     ) -> Result<Response<p4::CapabilitiesResponse>, Status> {
-        Ok(Response::new(p4::CapabilitiesResponse {
+        let started = Instant::now();
+        let result = Ok(p4::CapabilitiesResponse {
             p4runtime_api_version: P4RUNTIME_API_VERSION.to_string(),
             experimental: None,
-        }))
+        });
+        self.answer("Capabilities", started, result)
     }
 }

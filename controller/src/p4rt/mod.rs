@@ -44,7 +44,7 @@ pub mod reconcile;
 mod session;
 pub mod show;
 pub mod spec;
-mod transport;
+pub(crate) mod transport;
 mod write;
 
 pub use error::{ClientError, UpdateError};
