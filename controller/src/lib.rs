@@ -2,4 +2,6 @@
 //! and will grow the topology, telemetry and routing loop on top of that.
 #![deny(missing_docs)]
 
+pub mod linkstate;
 pub mod p4rt;
+pub mod telemetry;
