@@ -2,6 +2,8 @@
 //! and will grow the topology, telemetry and routing loop on top of that.
 #![deny(missing_docs)]
 
+pub mod discovery;
 pub mod linkstate;
 pub mod p4rt;
+pub mod serve;
 pub mod telemetry;
