@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 seconds="${SOLYX_FUZZ_SECONDS:-20}"
+# Outside the clone, so that the next run (CI starts from a fresh clone)
+# reuses the instrumented build instead of spending a minute on it.
+target="${SOLYX_FUZZ_TARGET_DIR:-$HOME/.cache/solyx/fuzz-target}"
 corpus=int/fuzz/corpus/parse_report
 artifacts=int/fuzz/artifacts/parse_report
 mkdir -p "$corpus" "$artifacts"
@@ -16,7 +19,7 @@ cargo run -q -p solyx-int --example fuzz_seeds -- "$corpus"
 
 before=$(find "$artifacts" -type f | wc -l)
 status=0
-(cd int && cargo +nightly fuzz run parse_report -- \
+(cd int && cargo +nightly fuzz run --target-dir "$target" parse_report -- \
     -max_total_time="$seconds" -print_final_stats=1) || status=$?
 after=$(find "$artifacts" -type f | wc -l)
 
