@@ -14,6 +14,10 @@
 //! Each TLV starts with a 16-bit header: type in the top 7 bits, value
 //! length in the low 9. Text fields are decimal ASCII, so `tcpdump -v`
 //! shows them as they are.
+//
+// TODO-security: probes carry no authentication; anything on a fabric
+// port can forge one and make the controller believe in a link. A keyed
+// MAC over origin and round would close that.
 
 use crate::linkstate::{DeviceId, PortId};
 

@@ -302,6 +302,9 @@ async fn configure(session: &DeviceSession, device: &Device, index: &P4InfoIndex
     for r in session.modify(vec![default]).await? {
         r.context("setting the INT switch ID")?;
     }
+    // TODO-robustness: the punt rule and the switch ID belong in the
+    // device's desired state, reconciled after every election, so that a
+    // device that lost its entries without a new election gets them back.
     discovery::install_punt_rule(session).await?;
     Ok(())
 }

@@ -150,6 +150,9 @@ impl std::ops::Deref for TelemetrySnapshot {
     }
 }
 
+// TODO-perf: one store behind one lock; with several sockets the receive
+// tasks contend for it once per batch. Sharding by link would let them
+// apply in parallel.
 struct Shared {
     store: Mutex<TelemetryStore>,
     counters: Counters,

@@ -65,6 +65,11 @@ const SIGNIFICANT_DIGITS: u8 = 2;
 /// Values above this (about 18 minutes in ns) are recorded as this.
 pub const MAX_TRACKED: u64 = 1 << 40;
 
+// TODO-perf: every series holds one histogram per window slice (a few kB
+// each, growing with the largest value seen); a fabric of thousands of
+// ports holds hundreds of MB. Fewer slices or a shared histogram per
+// metric would cut that.
+
 /// Percentiles over the last `buckets × bucket_ns` nanoseconds.
 ///
 /// The window is a ring of histograms, one per `bucket_ns` slice of time;

@@ -17,6 +17,11 @@
 //!   links it crossed.
 //!
 //! Units are those of the `solyx_fabric` eBPF switch (ns, bytes, kbit/s).
+//
+// TODO-completeness: a BMv2 hop reports hop latency in µs, occupancy in
+// packets and 48-bit µs timestamps; the store reads every hop in eBPF
+// units, so BMv2 figures are off by 1000 until units follow the device's
+// pipeline kind.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
