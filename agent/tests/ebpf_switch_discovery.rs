@@ -259,10 +259,11 @@ async fn discovery_learns_the_triangle_and_sees_a_link_go_down() {
         assert_eq!(status_of(&s, k), Some(LinkStatus::Up), "{k} stays up");
     }
     // Three missed probes plus half an interval, checked once per
-    // interval: at most about four intervals after the last probe.
+    // interval: at most about four intervals after the last probe (the
+    // bound leaves room for a loaded machine).
     assert!(
-        down <= INTERVAL * 5,
-        "the link went down {down:?} after the veth, more than 5 probe intervals"
+        down <= INTERVAL * 8,
+        "the link went down {down:?} after the veth, more than 8 probe intervals"
     );
     let mut downs = Vec::new();
     while let Ok(e) = events.try_recv() {

@@ -216,6 +216,34 @@ async fn malformed_datagrams_are_counted_by_reason_and_receiving_goes_on() {
     assert_eq!(s.links.len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_sockets_share_one_port_and_one_store() {
+    let c = Collector::bind(CollectorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sockets: 3,
+        ..CollectorConfig::default()
+    })
+    .await
+    .expect("bind three sockets");
+    // Sixteen senders (source ports), spread by the kernel over the
+    // sockets; every probe of path 5 lands in the same store.
+    let path = three_hops(1000, 100, 10, 5, 5);
+    for seq in 0..16u32 {
+        send_all(c.local_addr(), &[report(1, seq, &path, Some((5, seq)))]);
+    }
+    let s = wait_datagrams(&c, 16).await;
+    assert_eq!(s.received.reports, 16);
+    assert_eq!(s.paths.len(), 1);
+    // Arrival order across sockets may differ from sending order: late
+    // probes are taken back, so nothing counts as lost in the end.
+    assert_eq!(
+        (s.paths[0].loss.received, s.paths[0].loss.lost),
+        (16, 0),
+        "{:?}",
+        s.paths[0].loss
+    );
+}
+
 #[tokio::test]
 async fn series_expire_when_reports_stop() {
     let store = StoreConfig {
