@@ -12,7 +12,7 @@
 //!    raw UDP receive rate of this machine. Goal ≥ 1,000,000 reports/s.
 //!
 //! Run: `cargo bench -p solyx --bench telemetry` (add `-- --quick` for a
-//! short run).
+//! short run, `-- --senders N` for N sender threads in both UDP runs).
 
 #[path = "../tests/common/int_reports.rs"]
 mod int_reports;
@@ -128,7 +128,7 @@ fn blast(to: SocketAddr, datagrams: Arc<Vec<Bytes>>, stop: Arc<AtomicBool>) -> u
 
 /// The raw rate: datagrams per second a receiver that only counts takes
 /// from one sender, and the datagrams per second the sender pushed.
-fn raw_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
+fn raw_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>, senders: usize) -> (f64, f64) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("receiver");
     nsock::setsockopt(&socket, nsock::sockopt::RcvBuf, &(8 << 20)).ok();
     socket
@@ -156,17 +156,22 @@ fn raw_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
             }
         })
     };
-    let sender = {
-        let (datagrams, stop) = (datagrams.clone(), stop.clone());
-        std::thread::spawn(move || blast(to, datagrams, stop))
-    };
+    let senders: Vec<_> = (0..senders)
+        .map(|_| {
+            let (datagrams, stop) = (datagrams.clone(), stop.clone());
+            std::thread::spawn(move || blast(to, datagrams, stop))
+        })
+        .collect();
     let start = Instant::now();
     std::thread::sleep(budget / 5);
     let (r0, t0) = (received.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(budget);
     let (r1, t1) = (received.load(Ordering::Relaxed), Instant::now());
     stop.store(true, Ordering::Relaxed);
-    let sent = sender.join().expect("sender");
+    let sent: u64 = senders
+        .into_iter()
+        .map(|s| s.join().expect("sender"))
+        .sum();
     let sent_rate = sent as f64 / start.elapsed().as_secs_f64();
     counter.join().expect("counter");
     ((r1 - r0) as f64 / (t1 - t0).as_secs_f64(), sent_rate)
@@ -174,7 +179,7 @@ fn raw_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
 
 /// Reports per second the collector applies from one sender, and the
 /// datagrams per second the sender managed.
-fn collector_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
+fn collector_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>, senders: usize) -> (f64, f64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,10 +206,12 @@ fn collector_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
         (rx.recv().expect("collector"), t)
     };
     let to = collector.local_addr();
-    let sender = {
-        let (datagrams, stop) = (datagrams.clone(), stop.clone());
-        std::thread::spawn(move || blast(to, datagrams, stop))
-    };
+    let senders: Vec<_> = (0..senders)
+        .map(|_| {
+            let (datagrams, stop) = (datagrams.clone(), stop.clone());
+            std::thread::spawn(move || blast(to, datagrams, stop))
+        })
+        .collect();
     let reports = || collector.counters().reports;
     let start = Instant::now();
     std::thread::sleep(budget / 5);
@@ -212,7 +219,10 @@ fn collector_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
     std::thread::sleep(budget);
     let (r1, t1) = (reports(), Instant::now());
     stop.store(true, Ordering::Relaxed);
-    let sent = sender.join().expect("sender");
+    let sent: u64 = senders
+        .into_iter()
+        .map(|s| s.join().expect("sender"))
+        .sum();
     let sent_rate = sent as f64 / start.elapsed().as_secs_f64();
     rt_thread.join().expect("runtime thread");
     let total = collector.counters();
@@ -221,7 +231,15 @@ fn collector_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>) -> (f64, f64) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let senders: usize = args
+        .iter()
+        .position(|a| a == "--senders")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let budget = if quick {
         Duration::from_millis(300)
     } else {
@@ -252,10 +270,10 @@ fn main() {
 
     // 2. Over UDP on loopback.
     let shared = Arc::new(datagrams);
-    let (raw, raw_sent) = raw_udp(budget * 2, &shared);
-    let (applied, sent) = collector_udp(budget * 2, &shared);
+    let (raw, raw_sent) = raw_udp(budget * 2, &shared, senders);
+    let (applied, sent) = collector_udp(budget * 2, &shared, senders);
     println!(
-        "loopback UDP, one sender: raw receive (count only) {raw:>10.0} datagrams/s  (sender pushed {raw_sent:.0}/s)\n                          collector (parse + apply) {applied:>10.0} reports/s    (sender pushed {sent:.0}/s)\n                          {:.2}× of raw; goal 1,000,000: {:.2}×",
+        "loopback UDP, {senders} sender(s): raw receive (count only) {raw:>10.0} datagrams/s  (sender pushed {raw_sent:.0}/s)\n                          collector (parse + apply) {applied:>10.0} reports/s    (sender pushed {sent:.0}/s)\n                          {:.2}× of raw; goal 1,000,000: {:.2}×",
         applied / raw,
         applied / 1e6
     );
