@@ -168,10 +168,7 @@ fn raw_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>, senders: usize) -> (f6
     std::thread::sleep(budget);
     let (r1, t1) = (received.load(Ordering::Relaxed), Instant::now());
     stop.store(true, Ordering::Relaxed);
-    let sent: u64 = senders
-        .into_iter()
-        .map(|s| s.join().expect("sender"))
-        .sum();
+    let sent: u64 = senders.into_iter().map(|s| s.join().expect("sender")).sum();
     let sent_rate = sent as f64 / start.elapsed().as_secs_f64();
     counter.join().expect("counter");
     ((r1 - r0) as f64 / (t1 - t0).as_secs_f64(), sent_rate)
@@ -219,10 +216,7 @@ fn collector_udp(budget: Duration, datagrams: &Arc<Vec<Bytes>>, senders: usize) 
     std::thread::sleep(budget);
     let (r1, t1) = (reports(), Instant::now());
     stop.store(true, Ordering::Relaxed);
-    let sent: u64 = senders
-        .into_iter()
-        .map(|s| s.join().expect("sender"))
-        .sum();
+    let sent: u64 = senders.into_iter().map(|s| s.join().expect("sender")).sum();
     let sent_rate = sent as f64 / start.elapsed().as_secs_f64();
     rt_thread.join().expect("runtime thread");
     let total = collector.counters();

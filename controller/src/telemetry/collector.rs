@@ -9,6 +9,7 @@
 //! (no copy), the batch is parsed outside any lock, then applied under one
 //! lock of the store, and the buffer is reused once the reports are gone.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,23 +113,20 @@ pub struct ReportCounters {
     pub reports: u64,
     /// Rejected reports by reason: every parser reason
     /// ([`ParseError::REASONS`]) and `datagram_too_long`, zeros included.
-    pub rejected: Vec<(&'static str, u64)>,
+    pub rejected: BTreeMap<&'static str, u64>,
 }
 
 impl ReportCounters {
     /// Reports rejected for `reason`.
     #[must_use]
     pub fn rejected_for(&self, reason: &str) -> u64 {
-        self.rejected
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, n)| *n)
+        self.rejected.get(reason).copied().unwrap_or(0)
     }
 
     /// Reports rejected for any reason.
     #[must_use]
     pub fn rejected_total(&self) -> u64 {
-        self.rejected.iter().map(|(_, n)| n).sum()
+        self.rejected.values().sum()
     }
 }
 
@@ -282,18 +280,18 @@ impl Collector {
     #[must_use]
     pub fn counters(&self) -> ReportCounters {
         let c = &self.shared.counters;
-        let mut rejected: Vec<(&'static str, u64)> = ParseError::REASONS
+        let mut rejected: BTreeMap<&'static str, u64> = ParseError::REASONS
             .iter()
             .zip(c.rejected.iter())
             .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
             .collect();
-        rejected.push((TOO_LONG, c.too_long.load(Ordering::Relaxed)));
+        rejected.insert(TOO_LONG, c.too_long.load(Ordering::Relaxed));
         let other = c
             .rejected
             .get(ParseError::REASONS.len())
             .map_or(0, |n| n.load(Ordering::Relaxed));
         if other > 0 {
-            rejected.push(("other", other));
+            rejected.insert("other", other);
         }
         ReportCounters {
             datagrams: c.datagrams.load(Ordering::Relaxed),
