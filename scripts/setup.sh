@@ -50,6 +50,11 @@ if ! command -v bpf-linker >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/bpf-linke
     log "building bpf-linker 0.10.0 (a few minutes, once)"
     cargo install bpf-linker@0.10.0
 fi
+if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
+    # The bounded fuzz run of scripts/test.sh (scripts/fuzz.sh).
+    log "installing cargo-fuzz (about a minute, once)"
+    cargo install --locked cargo-fuzz
+fi
 
 # Python environments, kept apart because p4runtime-shell pins an old
 # protobuf while the official P4Runtime bindings want a current one.

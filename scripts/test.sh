@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then runs every check and test: formatting,
-# lints, shortcoming marks, and the whole cargo test suite (unit, property,
+# lints, shortcoming marks, a bounded fuzz run of the INT report parser,
+# and the whole cargo test suite (unit, property,
 # gRPC end-to-end, wire compatibility with the official Python bindings,
 # and, as root, the kernel tests in network namespaces).
 set -euo pipefail
@@ -19,6 +20,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "shortcoming marks carry a category"
 ./scripts/check-marks.sh
+
+step "fuzz the INT report parser (bounded)"
+./scripts/fuzz.sh
 
 step "cargo test"
 # The Python wire-compatibility tests must run here, not skip.

@@ -4,4 +4,8 @@
 #![deny(missing_docs)]
 
 pub mod node;
+pub mod discovery;
+pub mod linkstate;
 pub mod p4rt;
+pub mod serve;
+pub mod telemetry;

@@ -7,6 +7,7 @@
 //!
 //! `solyx node show ADDR` prints a node's resources as its agent reports
 //! them (`--json`, `--watch`).
+//! `solyx serve --topology FILE` runs the controller over a network.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,9 @@ enum Command {
     P4rt(P4rtArgs),
     /// Read a node's resources from its agent.
     Node(NodeArgs),
+    /// Run the controller over a topology: device sessions, pipelines,
+    /// link discovery, the INT collector.
+    Serve(ServeArgs),
 }
 
 #[derive(Args)]
@@ -88,6 +92,33 @@ enum NodeCommand {
         #[arg(long)]
         watch: bool,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The topology file (docs/topology-format.md).
+    #[arg(long, env = "SOLYX_TOPOLOGY")]
+    topology: PathBuf,
+    /// Folder of the pipelines' P4Info: <dir>/<pipeline>/<pipeline>.p4info.txtpb.
+    #[arg(long, default_value = "p4")]
+    p4_dir: PathBuf,
+    /// Election ID towards every device.
+    #[arg(long, env = "SOLYX_ELECTION_ID", default_value_t = 1)]
+    election_id: u128,
+    /// UDP address of the INT collector.
+    #[arg(long, default_value = "0.0.0.0:9555")]
+    int_listen: std::net::SocketAddr,
+    /// Collector sockets (SO_REUSEPORT), one receive task each.
+    #[arg(long, default_value_t = 1)]
+    int_sockets: usize,
+    /// Link-discovery probe period in milliseconds (default: the
+    /// topology's probe_interval, else 100).
+    #[arg(long)]
+    probe_interval_ms: Option<u64>,
+    /// A port probed on every fabric device besides those of declared
+    /// links; repeat it.
+    #[arg(long = "probe-port")]
+    probe_ports: Vec<u32>,
 }
 
 #[derive(Args)]
@@ -199,13 +230,13 @@ enum EntryOp {
     Delete,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     use std::io::IsTerminal;
     // SOLYX_LOG (or RUST_LOG) takes tracing filter directives, e.g. `info`
     // or `solyx=debug`; warnings only by default.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOLYX_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -219,10 +250,16 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The daemon tells what it does; one-shot commands only warn.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::P4rt(_) | Command::Node(_) => "warn",
+    };
+    init_logging(cli.log_format, default_level);
     let result = match cli.command {
         Command::P4rt(args) => p4rt(args).await,
         Command::Node(args) => node(args).await,
+        Command::Serve(args) => serve(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -300,6 +337,27 @@ async fn node_one(addr: &str, json: bool, watch: bool) -> Result<()> {
         }
     }
     bail!("{addr}: the agent closed the watch")
+}
+
+/// Runs the controller until SIGINT or SIGTERM.
+async fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = solyx::serve::ServeConfig::new(args.topology);
+    config.p4_dir = args.p4_dir;
+    config.election_id = args.election_id;
+    config.collector.listen = args.int_listen;
+    config.collector.sockets = args.int_sockets.max(1);
+    config.probe_interval = args.probe_interval_ms.map(Duration::from_millis);
+    config.probe_ports = args.probe_ports;
+    let controller = solyx::serve::Controller::start(config).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    controller.shutdown().await;
+    Ok(())
 }
 
 /// Reads a P4Info file, in text or binary form.

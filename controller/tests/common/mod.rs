@@ -1,0 +1,3 @@
+//! Helpers shared by the controller's integration tests.
+
+pub mod int_reports;
