@@ -1,9 +1,16 @@
 //! `solyx`: the Solyx controller and its command line.
 //!
+//! `solyx <noun> <verb>` (device, port, link, host, path, intent, route,
+//! telemetry, node, job, placement) talks to a running controller's REST
+//! API; `solyx api serve` serves that API; `solyx completions SHELL` prints
+//! shell completions.
+//!
 //! `solyx p4rt …` talks P4Runtime to one device directly: push or fetch a
 //! pipeline, list tables, insert, modify, delete and read entries, read
 //! counters. Entities are checked against the device's P4Info before they
 //! are sent.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +63,35 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Devices the controller programs.
+    Device(cli::DeviceArgs),
+    /// Ports with their counters.
+    Port(cli::ListArgs),
+    /// Links with their live measurements.
+    Link(cli::ListArgs),
+    /// Hosts attached to the fabric.
+    Host(cli::ListArgs),
+    /// Paths between two hosts.
+    Path(cli::PathArgs),
+    /// Intents: what to ask of the network between two hosts.
+    Intent(cli::IntentArgs),
+    /// Routes installed on the devices.
+    Route(cli::ListArgs),
+    /// Summary of the INT telemetry collector.
+    Telemetry(cli::client::Remote),
+    /// Nodes that run workloads.
+    Node(cli::ListArgs),
+    /// Jobs: submit, list, get.
+    Job(cli::JobArgs),
+    /// Where the tasks of jobs were placed.
+    Placement(cli::ListArgs),
+    /// Serve the REST API, or print its OpenAPI document.
+    Api(cli::serve::ApiArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Talk P4Runtime to one device.
     P4rt(P4rtArgs),
 }
@@ -191,6 +227,23 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
+        Command::Device(a) => cli::device(a).await,
+        Command::Port(a) => cli::port(a).await,
+        Command::Link(a) => cli::link(a).await,
+        Command::Host(a) => cli::host(a).await,
+        Command::Path(a) => cli::path(a).await,
+        Command::Intent(a) => cli::intent(a).await,
+        Command::Route(a) => cli::route(a).await,
+        Command::Telemetry(r) => cli::telemetry(r).await,
+        Command::Node(a) => cli::node(a).await,
+        Command::Job(a) => cli::job(a).await,
+        Command::Placement(a) => cli::placement(a).await,
+        Command::Api(a) => cli::serve::run(a).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "solyx", &mut std::io::stdout());
+            Ok(())
+        }
         Command::P4rt(args) => p4rt(args).await,
     };
     match result {
