@@ -115,7 +115,7 @@ impl Metrics {
         .expect("valid gauge definition");
         r.register(Box::new(link_up.clone()))
             .expect("metric names are unique");
-        Self {
+        let metrics = Self {
             api_requests: counter(
                 &r,
                 "solyx_api_requests_total",
@@ -185,7 +185,14 @@ impl Metrics {
             ),
             devices_connected,
             registry: r,
+        };
+        // Known label values start at zero, so that rates and dashboards
+        // have a series before the first event.
+        for reason in REROUTE_REASONS {
+            metrics.reroutes.with_label_values(&[reason]);
         }
+        metrics.int_reports.with_label_values(&["accepted"]);
+        metrics
     }
 
     /// Sets the link gauges from a link's state and measurements.

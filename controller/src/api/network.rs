@@ -101,7 +101,7 @@ pub async fn path_show(
         .ok_or_else(|| ApiError::bad_parameter("dst", "required: the destination host"))?;
     s.store.paths(&src, &dst).map(Json).map_err(|e| {
         let field = if s.store.has_host(&src) { "dst" } else { "src" };
-        ApiError::from(e).detail("field", field)
+        ApiError::not_found(format!("{field}: {e}")).detail("field", field)
     })
 }
 
