@@ -77,9 +77,36 @@ struct SwitchArgs {
     /// Another pin root (a directory on a bpffs) instead of /sys/fs/bpf/solyx.
     #[arg(long, value_name = "DIR", hide = true)]
     pin_root: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// TLS on the TCP listener (docs/api.md shows how to make the files).
+#[derive(Debug, Clone, clap::Args)]
+struct TlsArgs {
+    /// Serve gRPC over TLS with this certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn load(&self) -> Result<Option<p4rt::ServerTls>, p4rt::ServeError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                p4rt::ServerTls::from_files(cert, key, self.tls_client_ca.as_deref()).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Which data plane the server programs.
@@ -112,6 +139,8 @@ struct ServeArgs {
     /// Data plane to program.
     #[arg(long, value_enum, default_value_t = DataplaneKind::Memory)]
     dataplane: DataplaneKind,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -158,7 +187,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..ServerConfig::default()
     };
     let service = AgentService::new(config, dataplane);
-    run_service(service, Some(args.grpc), args.unix).await
+    let tls = match args.tls.load() {
+        Ok(t) => t,
+        Err(e) => return startup_failure(&e),
+    };
+    run_service(service, Some(args.grpc), args.unix, tls).await
 }
 
 /// Resolves the switch configuration and enters its network namespace
@@ -182,7 +215,11 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
 }
 
 /// `solyx-agent switch`: starts the eBPF switch, then serves it.
-async fn switch(config: SwitchConfig) -> ExitCode {
+async fn switch(config: SwitchConfig, tls: TlsArgs) -> ExitCode {
+    let tls = match tls.load() {
+        Ok(t) => t,
+        Err(e) => return startup_failure(&e),
+    };
     let started = match switch::start(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -197,7 +234,7 @@ async fn switch(config: SwitchConfig) -> ExitCode {
         state = %config.state_file().display(),
         "switch started"
     );
-    let code = run_service(started.service, config.grpc, config.unix.clone()).await;
+    let code = run_service(started.service, config.grpc, config.unix.clone(), tls).await;
     info!(
         instance = %config.instance,
         "the fabric program stays attached and keeps forwarding with the tables as they are"
@@ -211,6 +248,7 @@ async fn run_service(
     service: AgentService,
     grpc: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
+    tls: Option<p4rt::ServerTls>,
 ) -> ExitCode {
     let tcp = match grpc.map(p4rt::bind_tcp) {
         Some(bind) => match bind.await {
@@ -246,7 +284,7 @@ async fn run_service(
 
     let tcp_server = async {
         match tcp {
-            Some(tcp) => p4rt::serve_tcp_listener(service.clone(), tcp, stopped()).await,
+            Some(tcp) => p4rt::serve_tcp_listener_tls(service.clone(), tcp, tls, stopped()).await,
             None => Ok(()),
         }
     };
@@ -285,9 +323,9 @@ fn main() -> ExitCode {
     };
     init_logging(log_format);
     let cli = match cli.command {
-        Command::Switch(args) => match switch_config(args) {
-            Ok(config) => Resolved::Switch(config),
-            Err(e) => {
+        Command::Switch(args) => match (args.tls.clone(), switch_config(args)) {
+            (tls, Ok(config)) => Resolved::Switch(config, tls),
+            (_, Err(e)) => {
                 eprintln!("solyx-agent switch: {e}");
                 return ExitCode::from(2);
             }
@@ -306,12 +344,12 @@ fn main() -> ExitCode {
     };
     match cli {
         Resolved::Serve(args) => runtime.block_on(serve(args)),
-        Resolved::Switch(config) => runtime.block_on(switch(config)),
+        Resolved::Switch(config, tls) => runtime.block_on(switch(config, tls)),
     }
 }
 
 /// A command ready to run.
 enum Resolved {
     Serve(ServeArgs),
-    Switch(SwitchConfig),
+    Switch(SwitchConfig, TlsArgs),
 }

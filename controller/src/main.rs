@@ -116,6 +116,20 @@ struct P4rtArgs {
     /// Seconds to wait for the connection and election.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    /// Connect over TLS, trusting this CA (PEM) for the device's certificate.
+    #[arg(long, env = "SOLYX_P4RT_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, env = "SOLYX_P4RT_CERT", value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(
+        long,
+        env = "SOLYX_P4RT_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: P4rtCommand,
 }
@@ -278,6 +292,10 @@ fn read_p4info(path: &PathBuf) -> Result<P4InfoIndex> {
 async fn connect(args: &P4rtArgs) -> Result<DeviceSession> {
     let mut config = SessionConfig::new(args.addr.clone(), args.device_id, args.election_id);
     config.role = args.role.clone();
+    if let Some(ca) = &args.tls_ca {
+        let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+        config.tls = Some(solyx::p4rt::ClientTls::from_files(ca, identity)?);
+    }
     let session = DeviceSession::start(config)?;
     let timeout = Duration::from_secs(args.timeout);
     let m = session

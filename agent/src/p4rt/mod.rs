@@ -54,8 +54,9 @@ pub use memory::MemoryDataplane;
 pub use persist::LoadError;
 pub use pipeline::{PipelinePolicy, RestoreOutcome};
 pub use serve::{
-    bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_unix, serve_unix_listener, spawn_tcp,
-    spawn_unix, RunningServer, ServeError, UNIX_SOCKET_MODE,
+    bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_tcp_listener_tls, serve_unix,
+    serve_unix_listener, spawn_tcp, spawn_tcp_tls, spawn_unix, RunningServer, ServeError,
+    ServerTls, UNIX_SOCKET_MODE,
 };
 pub use service::{
     AgentService, RestoreError, ServerConfig, MAX_MESSAGE_SIZE, P4RUNTIME_API_VERSION,
