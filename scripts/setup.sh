@@ -63,4 +63,9 @@ if [ ! -x .venv-shell/bin/python ] || ! .venv-shell/bin/python -c 'import p4runt
     python3 -m venv .venv-shell
     .venv-shell/bin/pip install -q --disable-pip-version-check p4runtime-shell
 fi
+if [ ! -x .venv-schemathesis/bin/schemathesis ]; then
+    log "creating .venv-schemathesis (REST API fuzzing against docs/openapi.json)"
+    python3 -m venv .venv-schemathesis
+    .venv-schemathesis/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi
 log "done"

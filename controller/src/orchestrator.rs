@@ -53,6 +53,7 @@ pub struct Node {
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     /// Task name, unique in the job.
+    #[schema(pattern = "^[a-z0-9_-]{1,63}$")]
     pub name: String,
     /// Identical copies (gang-scheduled together).
     #[serde(default = "one")]
@@ -81,7 +82,7 @@ fn one() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// Job name: lowercase letters, digits, `-` and `_`, at most 63.
-    #[schema(example = "llama-finetune")]
+    #[schema(example = "llama-finetune", pattern = "^[a-z0-9_-]{1,63}$")]
     pub name: String,
     /// Tenant the job is charged to (quotas).
     #[serde(default)]

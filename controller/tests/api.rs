@@ -234,7 +234,7 @@ async fn every_role_is_tried_on_every_mutating_route() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["name"].as_str().unwrap())
+        .map(|i| i["spec"]["name"].as_str().unwrap())
         .collect();
     // Created by operator and admin; deleted by operator and admin only.
     assert_eq!(names, ["r0-admin", "r0-operator", "r1-none", "r1-viewer"]);

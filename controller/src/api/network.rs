@@ -35,6 +35,7 @@ pub async fn device_get(
 
 /// Filter by device.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeviceFilter {
     /// Only this device.
     pub device: Option<String>,
@@ -77,10 +78,13 @@ pub async fn host_list(State(s): State<ApiState>) -> Json<Vec<Host>> {
 
 /// The two ends of a path query.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
     /// Source host.
+    #[param(required = true, value_type = String)]
     pub src: Option<String>,
     /// Destination host.
+    #[param(required = true, value_type = String)]
     pub dst: Option<String>,
 }
 

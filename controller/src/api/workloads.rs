@@ -83,6 +83,7 @@ pub async fn job_submit(
 
 /// Filter by job.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobFilter {
     /// Only this job's placements.
     pub job: Option<String>,

@@ -33,13 +33,13 @@ pub enum Objective {
 #[serde(deny_unknown_fields)]
 pub struct IntentSpec {
     /// Unique name: lowercase letters, digits, `-` and `_`, at most 63.
-    #[schema(example = "train-allreduce")]
+    #[schema(example = "train-allreduce", pattern = "^[a-z0-9_-]{1,63}$")]
     pub name: String,
     /// Source host.
-    #[schema(example = "h1")]
+    #[schema(example = "h1", pattern = "^[a-z0-9_-]{1,63}$")]
     pub src: String,
     /// Destination host.
-    #[schema(example = "h2")]
+    #[schema(example = "h2", pattern = "^[a-z0-9_-]{1,63}$")]
     pub dst: String,
     /// What to favour.
     #[serde(default)]
@@ -54,6 +54,7 @@ pub struct IntentSpec {
     pub min_bandwidth_mbps: Option<u64>,
     /// Devices the traffic must not cross.
     #[serde(default)]
+    #[schema(example = json!(["spine2"]))]
     pub avoid: Vec<String>,
     /// Priority 0 (lowest) to 7 (highest) when intents compete for a link.
     #[serde(default)]
@@ -87,7 +88,6 @@ pub struct IntentStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Intent {
     /// What was asked.
-    #[serde(flatten)]
     pub spec: IntentSpec,
     /// When it was created, in milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
