@@ -13,16 +13,21 @@ use solyx::api::error::ErrorBody;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Remote {
     /// Controller API address.
-    #[arg(long, env = "SOLYX_API", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "SOLYX_API",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub api: String,
     /// Bearer token.
-    #[arg(long, env = "SOLYX_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "SOLYX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// CA certificate (PEM) to trust for an https:// API.
-    #[arg(long, env = "SOLYX_CA")]
+    #[arg(long, global = true, env = "SOLYX_CA")]
     pub ca: Option<std::path::PathBuf>,
     /// Print JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

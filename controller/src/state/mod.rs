@@ -463,3 +463,130 @@ impl StateStore {
         &self.intents
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &str) -> Device {
+        Device {
+            name: name.into(),
+            device_id: 1,
+            address: "127.0.0.1:9559".into(),
+            role: DeviceRole::Fabric,
+            pipeline: None,
+            connection: ConnectionState::Connecting,
+            primary: false,
+            election_id: 1,
+            site: None,
+        }
+    }
+
+    fn link(a: &str, b: &str) -> Link {
+        let (src, dst) = (Endpoint::new(a, 1), Endpoint::new(b, 1));
+        Link {
+            id: Link::id_of(&src, &dst),
+            src,
+            dst,
+            state: LinkState::Down,
+            declared: true,
+            discovered: false,
+            bandwidth_bps: None,
+            telemetry: LinkTelemetry::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_write_moves_the_version_and_wakes_subscribers() {
+        let store = StateStore::ephemeral().unwrap();
+        let mut rx = store.subscribe();
+        store.upsert_device(device("s1"));
+        rx.changed().await.unwrap();
+        assert_eq!(*rx.borrow_and_update(), 1);
+        store
+            .set_device_session("s1", ConnectionState::Connected, true, u128::MAX)
+            .unwrap();
+        assert_eq!(store.version(), 2);
+        let d = store.device("s1").unwrap();
+        assert!(d.primary && d.election_id == u128::MAX);
+        // The election ID survives JSON as a decimal string.
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["election_id"], u128::MAX.to_string());
+        assert_eq!(serde_json::from_value::<Device>(json).unwrap(), d);
+    }
+
+    #[test]
+    fn writes_about_unknown_things_are_refused_and_change_nothing() {
+        let store = StateStore::ephemeral().unwrap();
+        let v = store.version();
+        assert_eq!(
+            store.set_device_pipeline("ghost", None),
+            Err(StateError::UnknownDevice("ghost".into()))
+        );
+        assert!(matches!(
+            store.set_port_counters("ghost", 1, PortCounters::default()),
+            Err(StateError::UnknownPort { .. })
+        ));
+        assert!(store.set_link_state("a:1->b:1", LinkState::Up).is_err());
+        assert!(store.set_paths("h1", "h2", Vec::new()).is_err());
+        assert!(store.set_routes("ghost", Vec::new()).is_err());
+        assert_eq!(store.version(), v);
+        assert!(store.devices().is_empty() && store.links().is_empty());
+    }
+
+    #[test]
+    fn a_link_seen_up_counts_as_discovered_and_feeds_the_gauges() {
+        let metrics = Arc::new(Metrics::new());
+        let store = StateStore::ephemeral()
+            .unwrap()
+            .with_metrics(metrics.clone());
+        let l = link("a", "b");
+        store.upsert_link(l.clone());
+        store.set_link_state(&l.id, LinkState::Up).unwrap();
+        store
+            .set_link_telemetry(
+                &l.id,
+                LinkTelemetry {
+                    latency_us: Some(250.0),
+                    utilisation: 0.5,
+                    queue_depth: Some(7),
+                    loss: 0.01,
+                },
+            )
+            .unwrap();
+        let got = &store.links()[0];
+        assert!(got.discovered && got.declared && got.state == LinkState::Up);
+        let text = metrics.render();
+        for line in [
+            r#"solyx_link_up{link="a:1->b:1"} 1"#,
+            r#"solyx_link_latency_seconds{link="a:1->b:1"} 0.00025"#,
+            r#"solyx_link_utilisation_ratio{link="a:1->b:1"} 0.5"#,
+            r#"solyx_link_queue_packets{link="a:1->b:1"} 7"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_intent_leaves_nothing_behind() {
+        let store = StateStore::ephemeral().unwrap();
+        let spec = IntentSpec {
+            name: "x".into(),
+            src: "h1".into(),
+            dst: "h2".into(),
+            objective: Objective::Balanced,
+            max_latency_us: None,
+            min_bandwidth_mbps: None,
+            avoid: Vec::new(),
+            priority: 0,
+        };
+        let e = store.create_intent(spec).unwrap_err();
+        assert!(
+            matches!(&e, IntentError::Invalid(f) if f.field == "src"),
+            "{e}"
+        );
+        assert!(store.intents().list().is_empty());
+        assert!(!store.intents().is_stored("x").unwrap());
+        assert_eq!(store.version(), 0);
+    }
+}
