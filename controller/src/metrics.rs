@@ -247,3 +247,76 @@ impl Metrics {
         String::from_utf8_lossy(&out).into_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family name, with one series each so that the registry shows it.
+    fn family_names() -> std::collections::BTreeSet<String> {
+        let m = Metrics::new();
+        m.api_requests
+            .with_label_values(&["GET", "/x", "200"])
+            .inc();
+        m.api_latency
+            .with_label_values(&["GET", "/x", "200"])
+            .observe(0.1);
+        m.observe_p4rt_rpc("d", "Write", tonic::Code::Ok, 0.1);
+        m.p4rt_updates.with_label_values(&["d", "ok"]).inc();
+        m.devices_connected.with_label_values(&["fabric"]).set(1);
+        m.observe_link(&Link {
+            id: "a:1->b:1".into(),
+            src: crate::state::Endpoint::new("a", 1),
+            dst: crate::state::Endpoint::new("b", 1),
+            state: LinkState::Up,
+            declared: true,
+            discovered: true,
+            bandwidth_bps: None,
+            telemetry: crate::state::LinkTelemetry {
+                latency_us: Some(1.0),
+                utilisation: 0.1,
+                queue_depth: Some(1),
+                loss: 0.0,
+            },
+        });
+        m.render()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_uses_only_metrics_that_exist() {
+        let names = family_names();
+        assert_eq!(names.len(), 13, "{names:?}");
+        let dashboard = include_str!("../../docs/grafana/solyx.json");
+        let mut used = 0;
+        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !word.starts_with("solyx_") {
+                continue;
+            }
+            let family = word
+                .strip_suffix("_bucket")
+                .or_else(|| word.strip_suffix("_sum"))
+                .or_else(|| word.strip_suffix("_count"))
+                .unwrap_or(word);
+            assert!(
+                names.contains(family),
+                "the dashboard uses {word}, which is not exported"
+            );
+            used += 1;
+        }
+        assert!(used >= 13, "only {used} metric references in the dashboard");
+    }
+
+    #[test]
+    fn rpc_codes_are_lowercase_names() {
+        let m = Metrics::new();
+        m.observe_p4rt_rpc("s1", "Write", tonic::Code::Unavailable, 0.01);
+        assert!(m
+            .render()
+            .contains(r#"solyx_p4rt_rpcs_total{code="unavailable",device="s1",rpc="Write"} 1"#));
+    }
+}
