@@ -653,3 +653,102 @@ fn a_broken_certificate_file_is_named() {
     let e = api::tls::server_config(&cert, &key).unwrap_err();
     assert!(e.to_string().contains("api.crt"), "{e}");
 }
+
+/// An orchestrator double whose every call fails inside, as a broken
+/// backend would.
+struct BrokenOrchestratorDouble;
+
+impl Orchestrator for BrokenOrchestratorDouble {
+    fn nodes(&self) -> Result<Vec<Node>, OrchestratorError> {
+        Err(OrchestratorError::Internal(
+            "inventory database at /var/lib/secret is corrupt".into(),
+        ))
+    }
+    fn submit(&self, _: JobSpec) -> Result<Job, OrchestratorError> {
+        self.nodes().map(|_| unreachable!())
+    }
+    fn jobs(&self) -> Result<Vec<Job>, OrchestratorError> {
+        self.nodes().map(|_| Vec::new())
+    }
+    fn job(&self, _: &str) -> Result<Job, OrchestratorError> {
+        self.nodes().map(|_| unreachable!())
+    }
+    fn placements(&self, _: Option<&str>) -> Result<Vec<Placement>, OrchestratorError> {
+        self.nodes().map(|_| Vec::new())
+    }
+}
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn internal_faults_are_logged_once_and_answered_generically() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("solyx=debug")
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread test runtime: the server's tasks log on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = Arc::new(StateStore::ephemeral().unwrap());
+    api::demo::fill(&store).unwrap();
+    let auth = Arc::new(Auth::load(TokenSource::Inline(tokens())).unwrap());
+    let state = ApiState::new(store, auth, Arc::new(Metrics::new()))
+        .with_orchestrator(Arc::new(BrokenOrchestratorDouble));
+    let server = api::spawn("127.0.0.1:0".parse().unwrap(), api::router(state), None).unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.local_addr());
+
+    let resp = http
+        .get(format!("{base}/v1/nodes"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = resp.json().await.unwrap();
+    assert_error_shape(&body, "internal");
+    assert!(!body.to_string().contains("secret"), "cause leaked: {body}");
+
+    // A client mistake, for contrast.
+    let resp = http
+        .post(format!("{base}/v1/intents"))
+        .bearer_auth(OPERATOR)
+        .json(&json!({"name": "x", "src": "h1", "dst": "h1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    server.stop().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "one error line for the one fault:\n{text}");
+    assert!(
+        errors[0].to_string().contains("/var/lib/secret is corrupt"),
+        "the log keeps the cause: {}",
+        errors[0]
+    );
+    let refused = lines
+        .iter()
+        .find(|l| l.to_string().contains("must differ from src"))
+        .expect("the refused intent is logged");
+    assert_eq!(refused["level"], "DEBUG", "{refused}");
+}

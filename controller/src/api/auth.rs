@@ -18,8 +18,9 @@
 //! viewer     grafana 0d4b7e2a9c1f8e36b5a0d2c7e9f1a4b3
 //! ```
 //!
-//! Presented tokens are compared with every known token in constant time
-//! (`subtle`), so response timing tells nothing about a token's content.
+//! Only SHA-256 digests of the tokens are kept; a presented token's digest
+//! is compared with every known digest in constant time (`subtle`), so
+//! response timing tells nothing about a token's content or length.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,14 @@ pub struct Principal {
 #[derive(Clone)]
 struct Token {
     principal: Principal,
-    secret: Vec<u8>,
+    digest: [u8; 32],
+}
+
+fn digest(secret: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, secret);
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 impl fmt::Debug for Token {
@@ -257,10 +265,11 @@ impl Auth {
             .tokens
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let presented = digest(presented);
         let mut found = None;
         // No early exit: every token is compared whatever matched.
         for t in tokens.iter() {
-            if bool::from(t.secret.as_slice().ct_eq(presented)) {
+            if bool::from(t.digest.ct_eq(&presented)) {
                 found = Some(t.principal.clone());
             }
         }

@@ -83,6 +83,10 @@ impl ApiState {
 /// | `/v1/openapi.json`, `/metrics` | public | -                        |
 /// | `/v1/admin/...`                | admin  | admin                    |
 /// | every other `/v1/...`          | viewer | operator                 |
+///
+/// TODO-security: `/metrics` is public on the API listener (its labels name
+/// devices and links); deployments that must hide the topology serve it on
+/// `--metrics-listen` behind a firewall until it can require a token.
 #[must_use]
 pub fn required_role(method: &Method, route: &str) -> Option<Role> {
     if route == "/v1/openapi.json" || route == "/metrics" {

@@ -1,5 +1,8 @@
 //! Read-only resources of the network view: devices, ports, links, hosts,
 //! paths, routes and the telemetry summary.
+//!
+//! TODO-completeness: lists come whole, without pagination; a fabric of
+//! thousands of ports answers megabytes per `GET /v1/ports`.
 
 use axum::extract::State;
 use axum::Json;

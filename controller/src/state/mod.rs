@@ -2,9 +2,14 @@
 //! sessions, link discovery, the telemetry collector, the routing engine)
 //! writes what it knows, and where the REST API reads it.
 //!
-//! Writers call the `set_*`/`upsert_*` methods; each write bumps a change
-//! version that readers can wait on ([`StateStore::subscribe`]). Reads
-//! return copies, so no lock is held while a response is serialised.
+//! Writers call the `set_*`/`upsert_*`/`remove_*` methods; each write bumps
+//! a change version that readers can wait on ([`StateStore::subscribe`]).
+//! Reads return copies, so no lock is held while a response is serialised.
+//!
+//! TODO-perf: every read copies its list under the read lock; with tens of
+//! thousands of links and frequent telemetry writes, readers and the
+//! collector contend. Immutable snapshots swapped per write batch
+//! (arc-swap) would make reads free.
 //! Intents are the exception to "the runtime writes": the API writes them
 //! and the routing loop reads them; they persist in SQLite
 //! ([`IntentStore`]).
@@ -189,6 +194,18 @@ impl StateStore {
         Ok(())
     }
 
+    /// Removes a device with its ports and routes; answers whether it was there.
+    pub fn remove_device(&self, name: &str) -> bool {
+        let removed = {
+            let mut net = self.write();
+            net.ports.retain(|(d, _), _| d != name);
+            net.routes.remove(name);
+            net.devices.remove(name).is_some()
+        };
+        self.changed();
+        removed
+    }
+
     /// Every device, by name.
     #[must_use]
     pub fn devices(&self) -> Vec<Device> {
@@ -309,6 +326,14 @@ impl StateStore {
         }
     }
 
+    /// Removes a link (its gauges stay at their last value); answers
+    /// whether it was there.
+    pub fn remove_link(&self, id: &str) -> bool {
+        let removed = self.write().links.remove(id).is_some();
+        self.changed();
+        removed
+    }
+
     /// Every link, by ID.
     #[must_use]
     pub fn links(&self) -> Vec<Link> {
@@ -321,6 +346,18 @@ impl StateStore {
     pub fn upsert_host(&self, host: Host) {
         self.write().hosts.insert(host.name.clone(), host);
         self.changed();
+    }
+
+    /// Removes a host with the paths from and to it; answers whether it
+    /// was there.
+    pub fn remove_host(&self, name: &str) -> bool {
+        let removed = {
+            let mut net = self.write();
+            net.paths.retain(|(s, d), _| s != name && d != name);
+            net.hosts.remove(name).is_some()
+        };
+        self.changed();
+        removed
     }
 
     /// Every host, by name.
