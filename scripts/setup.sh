@@ -75,4 +75,9 @@ if [ ! -x .venv-ray/bin/ray ]; then
     python3 -m venv .venv-ray
     .venv-ray/bin/pip install -q --disable-pip-version-check 'ray[default]==2.60.0'
 fi
+if [ ! -x .venv-schemathesis/bin/schemathesis ]; then
+    log "creating .venv-schemathesis (REST API fuzzing against docs/openapi.json)"
+    python3 -m venv .venv-schemathesis
+    .venv-schemathesis/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi
 log "done"

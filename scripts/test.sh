@@ -33,6 +33,15 @@ export SOLYX_P4RT_PYTHON="$PWD/.venv-p4rt/bin/python"
 export SOLYX_SHELL_PYTHON="$PWD/.venv-shell/bin/python"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 
+step "REST API fuzzing (schemathesis against docs/openapi.json)"
+# A failure here fails the run (set -e); the closing count lists it.
+if ./scripts/schemathesis.sh 2>&1 | tee target/schemathesis-output.txt; then
+    echo "test result: ok. 1 passed; 0 failed; 0 ignored (schemathesis)" >> target/test-output.txt
+else
+    echo "schemathesis found problems in the REST API (target/schemathesis-output.txt)" >&2
+    exit 1
+fi
+
 step "Mininet testbed"
 # Debian's python3 carries Mininet's Python API.
 SOLYX_AGENT="$PWD/target/debug/solyx-agent" /usr/bin/python3 mininet/tests/test_solyx_net.py 2>&1 \

@@ -110,9 +110,36 @@ struct SwitchArgs {
     /// Node resources, served on the P4Runtime listeners.
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// TLS on the TCP listener (docs/api.md shows how to make the files).
+#[derive(Debug, Clone, clap::Args)]
+struct TlsArgs {
+    /// Serve gRPC over TLS with this certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn load(&self) -> Result<Option<p4rt::ServerTls>, p4rt::ServeError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                p4rt::ServerTls::from_files(cert, key, self.tls_client_ca.as_deref()).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Which data plane the server programs.
@@ -145,6 +172,8 @@ struct ServeArgs {
     /// Data plane to program.
     #[arg(long, value_enum, default_value_t = DataplaneKind::Memory)]
     dataplane: DataplaneKind,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -191,7 +220,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..ServerConfig::default()
     };
     let service = AgentService::new(config, dataplane);
-    run_service(service, Some(args.grpc), args.unix, None).await
+    let tls = match args.tls.load() {
+        Ok(t) => t,
+        Err(e) => return startup_failure(&e),
+    };
+    run_service(service, Some(args.grpc), args.unix, None, tls).await
 }
 
 /// `solyx-agent node`: node resources only, on TCP and/or a Unix socket.
@@ -300,7 +333,11 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
 }
 
 /// `solyx-agent switch`: starts the eBPF switch, then serves it.
-async fn switch(config: SwitchConfig, node_args: NodeArgs) -> ExitCode {
+async fn switch(config: SwitchConfig, node_args: NodeArgs, tls: TlsArgs) -> ExitCode {
+    let tls = match tls.load() {
+        Ok(t) => t,
+        Err(e) => return startup_failure(&e),
+    };
     let started = match switch::start(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -324,6 +361,7 @@ async fn switch(config: SwitchConfig, node_args: NodeArgs) -> ExitCode {
         config.grpc,
         config.unix.clone(),
         Some(node.service()),
+        tls,
     )
     .await;
     node.stop().await;
@@ -341,6 +379,7 @@ async fn run_service(
     grpc: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
     node: Option<NodeService>,
+    tls: Option<p4rt::ServerTls>,
 ) -> ExitCode {
     let tcp = match grpc.map(p4rt::bind_tcp) {
         Some(bind) => match bind.await {
@@ -383,7 +422,8 @@ async fn run_service(
     let tcp_server = async {
         match tcp {
             Some(tcp) => {
-                p4rt::serve_tcp_listener_with(service.clone(), extra.clone(), tcp, stopped()).await
+                p4rt::serve_tcp_listener_with(service.clone(), extra.clone(), tcp, tls, stopped())
+                    .await
             }
             None => Ok(()),
         }
@@ -429,12 +469,13 @@ fn main() -> ExitCode {
     let cli = match cli.command {
         Command::Switch(args) => {
             let mut node_args = args.node.clone();
+            let tls = args.tls.clone();
             match switch_config(args) {
                 Ok(config) => {
                     // The file may name them too; the command line won.
                     node_args.declare.clone_from(&config.declare);
                     node_args.metrics = config.metrics;
-                    Resolved::Switch(config, node_args)
+                    Resolved::Switch(config, node_args, tls)
                 }
                 Err(e) => {
                     eprintln!("solyx-agent switch: {e}");
@@ -457,7 +498,9 @@ fn main() -> ExitCode {
     };
     match cli {
         Resolved::Serve(args) => runtime.block_on(serve(args)),
-        Resolved::Switch(config, node_args) => runtime.block_on(switch(config, node_args)),
+        Resolved::Switch(config, node_args, tls) => {
+            runtime.block_on(switch(config, node_args, tls))
+        }
         Resolved::Node(args) => runtime.block_on(node(args)),
     }
 }
@@ -465,6 +508,6 @@ fn main() -> ExitCode {
 /// A command ready to run.
 enum Resolved {
     Serve(ServeArgs),
-    Switch(SwitchConfig, NodeArgs),
+    Switch(SwitchConfig, NodeArgs, TlsArgs),
     Node(NodeCommandArgs),
 }

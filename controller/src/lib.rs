@@ -1,11 +1,18 @@
 //! Solyx controller: programs P4Runtime devices (switches and host agents)
-//! ([`p4rt`]) and reads the nodes' resources from their agents ([`node`]),
-//! and will grow the topology, telemetry and routing loop on top of that.
+//! ([`p4rt`]), reads the nodes' resources from their agents ([`node`]),
+//! collects INT telemetry ([`telemetry`]), discovers links ([`discovery`]),
+//! runs over a network ([`serve`]), keeps the controller's state
+//! ([`state`]) and serves it over a REST API ([`api`]) with Prometheus
+//! metrics ([`metrics`]).
 #![deny(missing_docs)]
 
-pub mod node;
+pub mod api;
 pub mod discovery;
 pub mod linkstate;
+pub mod metrics;
+pub mod node;
+pub mod orchestrator;
 pub mod p4rt;
 pub mod serve;
+pub mod state;
 pub mod telemetry;

@@ -1,5 +1,10 @@
 //! `solyx`: the Solyx controller and its command line.
 //!
+//! `solyx <noun> <verb>` (device, port, link, host, path, intent, route,
+//! telemetry, node, job, placement) talks to a running controller's REST
+//! API; `solyx api serve` serves that API; `solyx completions SHELL` prints
+//! shell completions.
+//!
 //! `solyx p4rt …` talks P4Runtime to one device directly: push or fetch a
 //! pipeline, list tables, insert, modify, delete and read entries, read
 //! counters. Entities are checked against the device's P4Info before they
@@ -8,6 +13,8 @@
 //! `solyx node show ADDR` prints a node's resources as its agent reports
 //! them (`--json`, `--watch`).
 //! `solyx serve --topology FILE` runs the controller over a network.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,9 +67,37 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Devices the controller programs.
+    Device(cli::DeviceArgs),
+    /// Ports with their counters.
+    Port(cli::ListArgs),
+    /// Links with their live measurements.
+    Link(cli::ListArgs),
+    /// Hosts attached to the fabric.
+    Host(cli::ListArgs),
+    /// Paths between two hosts.
+    Path(cli::PathArgs),
+    /// Intents: what to ask of the network between two hosts.
+    Intent(cli::IntentArgs),
+    /// Routes installed on the devices.
+    Route(cli::ListArgs),
+    /// Summary of the INT telemetry collector.
+    Telemetry(cli::client::Remote),
+    /// Jobs: submit, list, get.
+    Job(cli::JobArgs),
+    /// Where the tasks of jobs were placed.
+    Placement(cli::ListArgs),
+    /// Serve the REST API, or print its OpenAPI document.
+    Api(cli::serve::ApiArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Talk P4Runtime to one device.
     P4rt(P4rtArgs),
-    /// Read a node's resources from its agent.
+    /// Nodes that run workloads: as the controller holds them (`list`) or
+    /// as their agents report them (`show`).
     Node(NodeArgs),
     /// Run the controller over a topology: device sessions, pipelines,
     /// link discovery, the INT collector.
@@ -77,6 +112,11 @@ struct NodeArgs {
 
 #[derive(Subcommand)]
 enum NodeCommand {
+    /// List the nodes the controller knows, with free and total resources.
+    List {
+        #[command(flatten)]
+        remote: cli::client::Remote,
+    },
     /// Print the node: CPU, memory, GPUs, accelerators, power, site/rack/pod,
     /// and whether each value was discovered or declared. With several
     /// agents: one line per node.
@@ -141,6 +181,20 @@ struct P4rtArgs {
     /// Seconds to wait for the connection and election.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    /// Connect over TLS, trusting this CA (PEM) for the device's certificate.
+    #[arg(long, env = "SOLYX_P4RT_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, env = "SOLYX_P4RT_CERT", value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(
+        long,
+        env = "SOLYX_P4RT_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: P4rtCommand,
 }
@@ -252,11 +306,27 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon tells what it does; one-shot commands only warn.
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        Command::P4rt(_) | Command::Node(_) => "warn",
+        Command::Serve(_) | Command::Api(_) => "info",
+        _ => "warn",
     };
     init_logging(cli.log_format, default_level);
     let result = match cli.command {
+        Command::Device(a) => cli::device(a).await,
+        Command::Port(a) => cli::port(a).await,
+        Command::Link(a) => cli::link(a).await,
+        Command::Host(a) => cli::host(a).await,
+        Command::Path(a) => cli::path(a).await,
+        Command::Intent(a) => cli::intent(a).await,
+        Command::Route(a) => cli::route(a).await,
+        Command::Telemetry(r) => cli::telemetry(r).await,
+        Command::Job(a) => cli::job(a).await,
+        Command::Placement(a) => cli::placement(a).await,
+        Command::Api(a) => cli::serve::run(a).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "solyx", &mut std::io::stdout());
+            Ok(())
+        }
         Command::P4rt(args) => p4rt(args).await,
         Command::Node(args) => node(args).await,
         Command::Serve(args) => serve(args).await,
@@ -272,7 +342,10 @@ async fn main() -> ExitCode {
 
 async fn node(args: NodeArgs) -> Result<()> {
     use solyx::node::{summary, to_json, NodeClient};
-    let NodeCommand::Show { addrs, json, watch } = args.command;
+    let (addrs, json, watch) = match args.command {
+        NodeCommand::List { remote } => return cli::node_list(&remote).await,
+        NodeCommand::Show { addrs, json, watch } => (addrs, json, watch),
+    };
     if let [addr] = addrs.as_slice() {
         return node_one(addr, json, watch).await;
     }
@@ -383,6 +456,10 @@ fn read_p4info(path: &PathBuf) -> Result<P4InfoIndex> {
 async fn connect(args: &P4rtArgs) -> Result<DeviceSession> {
     let mut config = SessionConfig::new(args.addr.clone(), args.device_id, args.election_id);
     config.role = args.role.clone();
+    if let Some(ca) = &args.tls_ca {
+        let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+        config.tls = Some(solyx::p4rt::ClientTls::from_files(ca, identity)?);
+    }
     let session = DeviceSession::start(config)?;
     let timeout = Duration::from_secs(args.timeout);
     let m = session

@@ -74,7 +74,7 @@ impl NodeClient {
     /// # Errors
     /// [`NodeClientError::Connect`].
     pub async fn connect(addr: &str) -> Result<Self, NodeClientError> {
-        let channel = transport::connect(addr, CONNECT_TIMEOUT)
+        let channel = transport::connect(addr, CONNECT_TIMEOUT, None)
             .await
             .map_err(|reason| NodeClientError::Connect {
                 addr: addr.to_string(),

@@ -56,9 +56,9 @@ pub use metrics::{code_name, P4rtMetrics};
 pub use persist::LoadError;
 pub use pipeline::{PipelinePolicy, RestoreOutcome};
 pub use serve::{
-    bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_tcp_listener_with, serve_unix,
-    serve_unix_listener, serve_unix_listener_with, spawn_tcp, spawn_unix, RunningServer,
-    ServeError, UNIX_SOCKET_MODE,
+    bind_tcp, bind_unix, serve_tcp, serve_tcp_listener, serve_tcp_listener_tls,
+    serve_tcp_listener_with, serve_unix, serve_unix_listener, serve_unix_listener_with, spawn_tcp,
+    spawn_tcp_tls, spawn_unix, RunningServer, ServeError, ServerTls, UNIX_SOCKET_MODE,
 };
 pub use service::{
     AgentService, RestoreError, ServerConfig, MAX_MESSAGE_SIZE, P4RUNTIME_API_VERSION,

@@ -6,10 +6,11 @@
 //! shutdown would otherwise wait for them forever), then in-flight calls
 //! finish.
 //!
-//! TODO-security: no TLS and no client authentication: whoever reaches
-//! the TCP port can become primary and program the node. The default
-//! address is loopback and the Unix socket is mode 0660; anything wider
-//! needs mTLS first.
+//! Over TCP the server may require TLS and a client certificate signed by
+//! a given CA ([`ServerTls`]): then only controllers holding such a
+//! certificate can open a stream, become primary and program the node.
+//! Without it, whoever reaches the port can; the default address is
+//! loopback and the Unix socket is mode 0660.
 
 use std::future::Future;
 use std::io;
@@ -23,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::info;
 
 use super::service::AgentService;
@@ -58,6 +59,19 @@ pub enum ServeError {
         /// The transport error.
         source: tonic::transport::Error,
     },
+    /// A TLS file could not be read.
+    #[error("TLS {what} {}: {source}", path.display())]
+    TlsFile {
+        /// Which file (certificate, key, client CA).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
     /// The background task of a [`RunningServer`] ended abnormally.
     #[error("server task failed: {0}")]
     Task(String),
@@ -113,6 +127,68 @@ fn closing(
     }
 }
 
+/// TLS for the TCP listener: the server's certificate and key and,
+/// for mutual TLS, the CA that must have signed every client's
+/// certificate (clients without one are refused during the handshake).
+#[derive(Clone)]
+pub struct ServerTls {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// From PEM contents.
+    #[must_use]
+    pub fn from_pem(cert_pem: Vec<u8>, key_pem: Vec<u8>, client_ca_pem: Option<Vec<u8>>) -> Self {
+        Self {
+            cert_pem,
+            key_pem,
+            client_ca_pem,
+        }
+    }
+
+    /// Reads the PEM files.
+    ///
+    /// # Errors
+    /// [`ServeError::TlsFile`] naming the file.
+    pub fn from_files(
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<Self, ServeError> {
+        let read = |what: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|source| ServeError::TlsFile {
+                what,
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok(Self {
+            cert_pem: read("certificate", cert)?,
+            key_pem: read("key", key)?,
+            client_ca_pem: client_ca.map(|p| read("client CA", p)).transpose()?,
+        })
+    }
+
+    fn config(&self) -> ServerTlsConfig {
+        let mut c =
+            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        if let Some(ca) = &self.client_ca_pem {
+            c = c.client_ca_root(Certificate::from_pem(ca));
+        }
+        c
+    }
+}
+
 /// Serves `service` on a bound TCP listener until `shutdown` completes.
 ///
 /// # Errors
@@ -122,28 +198,53 @@ pub async fn serve_tcp_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    serve_tcp_listener_with(service, Routes::default(), listener, shutdown).await
+    serve_tcp_listener_with(service, Routes::default(), listener, None, shutdown).await
 }
 
-/// [`serve_tcp_listener`], with other gRPC services (`extra`, such as the
-/// node resources service) on the same listener. `shutdown` must end the
-/// open streams of those services itself before it completes.
+/// Like [`serve_tcp_listener`], over TLS when `tls` is given.
 ///
 /// # Errors
+/// [`ServeError::Tls`] for an unusable certificate or key,
+/// [`ServeError::Serve`] when the transport fails.
+pub async fn serve_tcp_listener_tls(
+    service: AgentService,
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_tcp_listener_with(service, Routes::default(), listener, tls, shutdown).await
+}
+
+/// [`serve_tcp_listener_tls`], with other gRPC services (`extra`, such as
+/// the node resources service) on the same listener. `shutdown` must end
+/// the open streams of those services itself before it completes.
+///
+/// # Errors
+/// [`ServeError::Tls`] for an unusable certificate or key,
 /// [`ServeError::Serve`] when the transport fails.
 pub async fn serve_tcp_listener_with(
     service: AgentService,
     extra: Routes,
     listener: TcpListener,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let at = listener
         .local_addr()
         .map_or_else(|_| "tcp".to_string(), |a| a.to_string());
-    info!(listen = %at, dataplane = service.dataplane_name(), "serving P4Runtime over TCP");
+    let mode = match &tls {
+        None => "plain",
+        Some(t) if t.client_ca_pem.is_some() => "mutual TLS",
+        Some(_) => "TLS",
+    };
+    info!(listen = %at, dataplane = service.dataplane_name(), transport = mode, "serving P4Runtime over TCP");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let signal = closing(&service, shutdown);
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.config()).map_err(ServeError::Tls)?;
+    }
+    builder
         .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
         .add_routes(extra.add_service(service.into_grpc()))
         .serve_with_incoming_shutdown(incoming, signal)
@@ -311,6 +412,30 @@ pub async fn spawn_tcp(
         Some(local),
         move |rx| {
             serve_tcp_listener(service, listener, async move {
+                let _ = rx.await;
+            })
+        },
+    ))
+}
+
+/// Like [`spawn_tcp`], over TLS (mutual when `tls` names a client CA).
+///
+/// # Errors
+/// [`ServeError::Bind`].
+pub async fn spawn_tcp_tls(
+    service: AgentService,
+    addr: SocketAddr,
+    tls: ServerTls,
+) -> Result<RunningServer, ServeError> {
+    let listener = bind_tcp(addr).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(RunningServer::spawn(
+        local.to_string(),
+        Some(local),
+        move |rx| {
+            serve_tcp_listener_tls(service, listener, Some(tls), async move {
                 let _ = rx.await;
             })
         },

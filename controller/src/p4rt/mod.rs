@@ -51,6 +51,7 @@ pub use error::{ClientError, UpdateError};
 pub use pipeline::{cookie_of, PipelineOutcome};
 pub use reconcile::{diff, Diff, ReconcileReport};
 pub use session::{Backoff, DeviceSession, Mastership, SessionConfig};
+pub use transport::ClientTls;
 pub use write::{update, Atomicity, WriteOptions};
 
 /// Election IDs are 128-bit in P4Runtime.

@@ -58,6 +58,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Write batching and atomicity.
     pub write: WriteOptions,
+    /// TLS towards the device (TCP only); plain when `None`.
+    pub tls: Option<super::ClientTls>,
 }
 
 impl SessionConfig {
@@ -73,6 +75,7 @@ impl SessionConfig {
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(2),
             write: WriteOptions::default(),
+            tls: None,
         }
     }
 }
@@ -457,7 +460,7 @@ async fn run(weak: std::sync::Weak<Inner>, mut shutdown: watch::Receiver<bool>) 
 /// One connection: returns when the stream ends.
 async fn serve_once(inner: &Arc<Inner>) -> Result<(), String> {
     let cfg = &inner.config;
-    let channel = transport::connect(&cfg.addr, cfg.connect_timeout)
+    let channel = transport::connect(&cfg.addr, cfg.connect_timeout, cfg.tls.as_ref())
         .await
         .map_err(|e| format!("connect {}: {e}", cfg.addr))?;
     let mut client = P4RuntimeClient::new(channel)

@@ -1,0 +1,139 @@
+//! `solyx api serve`: the REST API on its own, over a state store that is
+//! empty (for a runtime to fill) or holds the demo network (`--demo`); and
+//! `solyx api openapi`, which prints the OpenAPI document.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use solyx::api::{self, auth, ApiState};
+use solyx::metrics::Metrics;
+use solyx::state::StateStore;
+
+/// `solyx api ...`
+#[derive(Args)]
+pub struct ApiArgs {
+    #[command(subcommand)]
+    cmd: ApiCmd,
+}
+
+#[derive(Subcommand)]
+enum ApiCmd {
+    /// Serve the REST API.
+    Serve(ServeArgs),
+    /// Print the OpenAPI 3 document (`solyx api openapi > docs/openapi.json`).
+    Openapi,
+}
+
+/// Where and how the API listens.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the chosen address is
+    /// printed on stdout).
+    #[arg(long, env = "SOLYX_API_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Token file: one `ROLE NAME TOKEN` per line (docs/api.md).
+    #[arg(long, env = "SOLYX_API_TOKENS_FILE")]
+    tokens: Option<PathBuf>,
+    /// Serve without authentication (every caller is admin). Loopback labs only.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// SQLite file where intents persist.
+    #[arg(long, env = "SOLYX_STATE_DB", default_value = "solyx-state.db")]
+    db: PathBuf,
+    /// Serve over TLS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also serve /metrics alone on this address (for Prometheus).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Fill the state with a small demo leaf-spine network.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// `solyx api`.
+pub async fn run(a: ApiArgs) -> Result<()> {
+    match a.cmd {
+        ApiCmd::Openapi => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(api::openapi::document_text().as_bytes())
+                .context("writing the document")?;
+            Ok(())
+        }
+        ApiCmd::Serve(args) => serve(args).await,
+    }
+}
+
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let source = auth::source_from(
+        a.tokens.as_deref(),
+        std::env::var(auth::TOKENS_ENV).ok(),
+        a.insecure_no_auth,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if a.insecure_no_auth && !a.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--insecure-no-auth on {} would let anyone who reaches it change intents: \
+             listen on a loopback address or give tokens",
+            a.listen
+        );
+    }
+    let auth = Arc::new(auth::Auth::load(source)?);
+    if !auth.disabled() && auth.is_empty() {
+        anyhow::bail!("the token list is empty: every request would be refused");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(StateStore::open(&a.db)?.with_metrics(metrics.clone()));
+    if a.demo {
+        api::demo::fill(&store)?;
+    }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(api::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let state = ApiState::new(store, auth, metrics.clone());
+    let server = api::spawn(a.listen, api::router(state.clone()), tls)
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let metrics_server = match a.metrics_listen {
+        Some(addr) => {
+            let handler = move || {
+                let m = metrics.clone();
+                async move { m.render() }
+            };
+            let app = axum::Router::new().route("/metrics", axum::routing::get(handler));
+            Some(api::spawn(addr, app, None).with_context(|| format!("cannot listen on {addr}"))?)
+        }
+        None => None,
+    };
+    tracing::info!(listen = %server.local_addr(), db = %a.db.display(), demo = a.demo, "API serving");
+    // The address on stdout lets scripts start the server on port 0.
+    println!("{scheme}://{}", server.local_addr());
+    server.run_until(stop_signal()).await?;
+    if let Some(m) = metrics_server {
+        m.stop().await?;
+    }
+    Ok(())
+}
