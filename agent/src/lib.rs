@@ -1,10 +1,12 @@
 //! Solyx agent: runs on every Linux node of the cluster and serves
 //! P4Runtime, so that the controller programs the node like any other
 //! device. See [`p4rt`] for the server and its data plane seam, [`ebpf`]
-//! for the eBPF fabric data plane and [`switch`] for `solyx-agent switch`.
+//! for the eBPF data planes, [`switch`] for `solyx-agent switch` and
+//! [`host`] for `solyx-agent host`.
 
 #![deny(missing_docs)]
 
 pub mod ebpf;
+pub mod host;
 pub mod p4rt;
 pub mod switch;

@@ -2,7 +2,9 @@
 //!
 //! `solyx-agent serve` serves P4Runtime for this node; `solyx-agent switch`
 //! makes the box a `solyx_fabric` switch (eBPF on the given ports) and
-//! serves P4Runtime for it. Exit codes: 0 after a clean stop (Ctrl-C or
+//! serves P4Runtime for it; `solyx-agent host` does the same for the
+//! `solyx_host` pipeline of a host attached to the fabric (labelled paths
+//! per flowlet, INT sink, path probes). Exit codes: 0 after a clean stop (Ctrl-C or
 //! SIGTERM), 2 when the agent cannot start (bad arguments, address in use,
 //! unusable socket path, eBPF program not loadable), 1 when serving fails.
 
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use solyx_agent::ebpf::PortSpec;
+use solyx_agent::host::{self, HostOptions};
 use solyx_agent::p4rt::{
     self, AgentService, Dataplane, MemoryDataplane, PipelinePolicy, ServerConfig,
 };
@@ -39,6 +42,25 @@ enum Command {
     /// given ports, programmed over P4Runtime. Stopping the agent leaves
     /// the pipeline forwarding; the next start takes it over.
     Switch(SwitchArgs),
+    /// Run this box as a solyx_host node: labelled paths per flowlet, label
+    /// pop and INT sink on the given ports, path probes, programmed over
+    /// P4Runtime. Same device options as `switch`.
+    Host(HostArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct HostArgs {
+    #[command(flatten)]
+    device: SwitchArgs,
+    /// Send Telemetry Reports (v2.0, UDP) of the INT the host sinks here.
+    #[arg(long, value_name = "ADDR:PORT")]
+    collector: Option<SocketAddr>,
+    /// Probes per second along every path of every group (0: none).
+    #[arg(long, value_name = "N", default_value_t = host::DEFAULT_PROBE_RATE)]
+    probe_rate: u32,
+    /// A flow idle this long may take another path (ns, us, ms, s).
+    #[arg(long, value_name = "DUR", default_value = "500us", value_parser = host::parse_duration)]
+    flowlet_gap: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,6 +203,37 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
     Ok(config)
 }
 
+/// `solyx-agent host`: starts the eBPF host pipeline, its exporter and
+/// prober, then serves it.
+async fn host(config: SwitchConfig, options: HostOptions) -> ExitCode {
+    let started = match host::start(&config, &options) {
+        Ok(h) => h,
+        Err(e) => {
+            error!(error = %e, "cannot start the host pipeline");
+            eprintln!("solyx-agent host: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    info!(
+        instance = %config.instance,
+        ports = %started.dataplane.ports(),
+        collector = ?options.collector,
+        probe_rate = options.probe_rate,
+        flowlet_gap = ?options.flowlet_gap,
+        state = %config.state_file().display(),
+        "host started"
+    );
+    // Node resource reporting (`solyx_agent::node`: CPU/GPU inventory
+    // streamed to the controller over gRPC) starts here, next to the
+    // P4Runtime service, once that module exists.
+    let code = run_service(started.service, config.grpc, config.unix.clone()).await;
+    info!(
+        instance = %config.instance,
+        "the host programs stay attached with the tables as they are"
+    );
+    code
+}
+
 /// `solyx-agent switch`: starts the eBPF switch, then serves it.
 async fn switch(config: SwitchConfig) -> ExitCode {
     let started = match switch::start(&config) {
@@ -282,6 +335,7 @@ fn main() -> ExitCode {
     let log_format = match &cli.command {
         Command::Serve(args) => args.log_format,
         Command::Switch(args) => args.log_format,
+        Command::Host(args) => args.device.log_format,
     };
     init_logging(log_format);
     let cli = match cli.command {
@@ -289,6 +343,20 @@ fn main() -> ExitCode {
             Ok(config) => Resolved::Switch(config),
             Err(e) => {
                 eprintln!("solyx-agent switch: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Host(args) => match switch_config(args.device) {
+            Ok(config) => Resolved::Host(
+                config,
+                HostOptions {
+                    collector: args.collector,
+                    probe_rate: args.probe_rate,
+                    flowlet_gap: args.flowlet_gap,
+                },
+            ),
+            Err(e) => {
+                eprintln!("solyx-agent host: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -307,6 +375,7 @@ fn main() -> ExitCode {
     match cli {
         Resolved::Serve(args) => runtime.block_on(serve(args)),
         Resolved::Switch(config) => runtime.block_on(switch(config)),
+        Resolved::Host(config, options) => runtime.block_on(host(config, options)),
     }
 }
 
@@ -314,4 +383,5 @@ fn main() -> ExitCode {
 enum Resolved {
     Serve(ServeArgs),
     Switch(SwitchConfig),
+    Host(SwitchConfig, HostOptions),
 }

@@ -161,6 +161,9 @@ struct RouteState {
     hit_slot: u32,
 }
 
+/// Reads one cell of an indexed counter.
+type CellReader = fn(&Host, u32) -> Result<Counter, Error>;
+
 struct State {
     host: Host,
     ports: PortMap,
@@ -483,17 +486,16 @@ impl State {
         indices: Range<i64>,
     ) -> Result<Vec<p4::CounterData>, DataplaneError> {
         let ids = self.ids()?;
-        let (size, read): (u32, fn(&Host, u32) -> Result<Counter, Error>) =
-            if id == ids.path_counter {
-                (HOST_PATH_SLOTS, Host::path_hits)
-            } else if id == ids.flow_counter {
-                (FLOW_BUCKETS, Host::flow_bytes)
-            } else {
-                return Err(DataplaneError::new(
-                    DataplaneErrorKind::Unsupported,
-                    format!("counter {id:#010x} is not implemented"),
-                ));
-            };
+        let (size, read): (u32, CellReader) = if id == ids.path_counter {
+            (HOST_PATH_SLOTS, Host::path_hits)
+        } else if id == ids.flow_counter {
+            (FLOW_BUCKETS, Host::flow_bytes)
+        } else {
+            return Err(DataplaneError::new(
+                DataplaneErrorKind::Unsupported,
+                format!("counter {id:#010x} is not implemented"),
+            ));
+        };
         indices
             .map(|i| match u32::try_from(i).ok().filter(|i| *i < size) {
                 Some(i) => read(&self.host, i).map(counter_data).map_err(map_err),

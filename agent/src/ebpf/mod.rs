@@ -68,6 +68,8 @@ mod error;
 mod fabric;
 mod host;
 mod host_dataplane;
+mod host_probe;
+mod host_sink;
 mod int;
 mod int_publisher;
 mod tables;
@@ -83,6 +85,8 @@ pub use host::Host;
 pub use host_dataplane::{
     EbpfHostDataplane, PathSpec, ProbeTarget, HOST_IMPLEMENTS, HOST_PIPELINE,
 };
+pub use host_probe::{probe_frame, ProbeBody, Prober, PROBE_MAGIC};
+pub use host_sink::{build_report, SinkExporter, SinkStats};
 pub use int::{IntTransit, WatchAction, WatchMatch};
 pub use int_publisher::{QueuePublisher, DEFAULT_PUBLISH_PERIOD};
 /// The map keys and values shared with the eBPF programs.

@@ -150,7 +150,7 @@ fn egress(ctx: &TcContext) -> i32 {
     let Some(flow) = flow_of(ctx, ETH_HLEN) else {
         return TC_ACT_OK;
     };
-    let Some(route) = HOST_ROUTES.get(&Key::new(32, flow.dst)).copied() else {
+    let Some(route) = HOST_ROUTES.get(Key::new(32, flow.dst)).copied() else {
         // No labelled path for this destination: the kernel's route.
         return TC_ACT_OK;
     };
@@ -159,7 +159,7 @@ fn egress(ctx: &TcContext) -> i32 {
 
     // SAFETY: the value is copied out; the agent replaces values whole
     // and the map frees a replaced value only after an RCU grace period.
-    let Some(group) = (unsafe { HOST_GROUPS.get(&route.group_id) }) else {
+    let Some(group) = (unsafe { HOST_GROUPS.get(route.group_id) }) else {
         count_event(HostEvent::EmptyGroup);
         return TC_ACT_OK;
     };

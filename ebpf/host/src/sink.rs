@@ -78,7 +78,7 @@ pub fn host_ingress(ctx: TcContext) -> i32 {
     // SAFETY: a context field read of the `__sk_buff` the kernel passed in.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: the value is copied at once.
-    let Some(port) = (unsafe { HOST_PORTS.get(&ifindex) }).map(|p| p.port) else {
+    let Some(port) = (unsafe { HOST_PORTS.get(ifindex) }).map(|p| p.port) else {
         return TC_ACT_OK;
     };
     let Ok(ethertype) = ctx.load::<[u8; 2]>(12) else {
@@ -219,7 +219,7 @@ fn sink(ctx: &TcContext, port: u16) -> i32 {
         return TC_ACT_OK;
     };
     // SAFETY: the value is copied at once.
-    let Some(sink_port) = (unsafe { INT_SINK_PORTS.get(&u32::from(dport)) }).copied() else {
+    let Some(sink_port) = (unsafe { INT_SINK_PORTS.get(u32::from(dport)) }).copied() else {
         return TC_ACT_OK;
     };
     // SAFETY: a context field read.
