@@ -400,7 +400,7 @@ async fn two_paths_probes_reports_and_weights() {
     assert!(e.to_string().contains("solyx_host"), "{e}");
     drop(refused);
 
-    let h2s = host_session(&h2.server.endpoint().to_string(), 2, &hx).await;
+    let h2s = host_session(h2.server.endpoint(), 2, &hx).await;
     install(
         &h2s,
         vec![
@@ -409,7 +409,7 @@ async fn two_paths_probes_reports_and_weights() {
         ],
     )
     .await;
-    let h1s = host_session(&h1.server.endpoint().to_string(), 1, &hx).await;
+    let h1s = host_session(h1.server.endpoint(), 1, &hx).await;
     let route = hx
         .table_entry("host_route")
         .unwrap()
