@@ -32,6 +32,9 @@ use super::fabric::{
 };
 use super::{host_object, Error};
 
+/// An IPv4 prefix: address (network order) and length.
+pub type RoutePrefix = ([u8; 4], u32);
+
 /// Pinned link file name prefixes.
 const INGRESS_PIN: &str = "link-ingress-";
 const EGRESS_PIN: &str = "link-egress-";
@@ -400,6 +403,45 @@ impl Host {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(Error::map(MAP_INT_SINK_PORTS, INT_SINK_PORT_CAPACITY, e)),
         }
+    }
+
+    /// Every route in the map (a previous agent's, at restart).
+    ///
+    /// # Errors
+    /// The map failed.
+    pub fn route_entries(&self) -> Result<Vec<(RoutePrefix, HostRoute)>, Error> {
+        self.routes
+            .iter()
+            .map(|item| {
+                item.map(|(k, v)| ((k.data(), k.prefix_len()), v))
+                    .map_err(|e| Error::map(MAP_HOST_ROUTES, HOST_ROUTE_CAPACITY, e))
+            })
+            .collect()
+    }
+
+    /// Every group ID in the map.
+    ///
+    /// # Errors
+    /// The map failed.
+    pub fn group_ids(&self) -> Result<Vec<u32>, Error> {
+        self.groups
+            .keys()
+            .collect::<Result<Vec<u32>, _>>()
+            .map_err(|e| Error::map(MAP_HOST_GROUPS, HOST_GROUP_CAPACITY, e))
+    }
+
+    /// Every INT sink port in the map.
+    ///
+    /// # Errors
+    /// The map failed.
+    pub fn sink_port_entries(&self) -> Result<Vec<u16>, Error> {
+        self.sink_ports
+            .keys()
+            .map(|k| {
+                k.map(|p| p as u16)
+                    .map_err(|e| Error::map(MAP_INT_SINK_PORTS, INT_SINK_PORT_CAPACITY, e))
+            })
+            .collect()
     }
 
     /// Empties routes, groups and sink ports (counters stay).

@@ -174,6 +174,11 @@ struct State {
     routes: BTreeMap<([u8; 4], u32), RouteState>,
     slots: Slots,
     version: u32,
+    /// Sink ports installed.
+    sinks: BTreeMap<u16, u32>,
+    /// During a restore: the routes a previous agent left in the map, whose
+    /// counter slots the replayed routes take over.
+    pinned_routes: Option<BTreeMap<([u8; 4], u32), HostRoute>>,
 }
 
 fn map_err(e: Error) -> DataplaneError {
@@ -189,11 +194,59 @@ impl State {
 
     fn clear(&mut self) -> Result<(), DataplaneError> {
         self.host.clear().map_err(map_err)?;
+        self.forget();
+        Ok(())
+    }
+
+    fn forget(&mut self) {
         self.members.clear();
         self.groups.clear();
         self.routes.clear();
+        self.sinks.clear();
         self.slots = Slots::new(HOST_ROUTE_CAPACITY);
+        self.pinned_routes = None;
+    }
+
+    /// Starts a restore: the maps keep forwarding as they are while the
+    /// saved entities are replayed over them.
+    fn begin_restore(&mut self, ids: HostIds) -> Result<(), DataplaneError> {
+        self.forget();
+        let pinned = self.host.route_entries().map_err(map_err)?;
+        self.pinned_routes = Some(pinned.into_iter().collect());
+        self.ids = Some(ids);
         Ok(())
+    }
+
+    /// Ends a restore: what the replay did not claim goes.
+    fn finish_restore(&mut self) -> Result<usize, DataplaneError> {
+        let mut removed = 0;
+        if let Some(pinned) = self.pinned_routes.take() {
+            for (key, _) in pinned {
+                if !self.routes.contains_key(&key) {
+                    self.host.remove_route(key.0, key.1).map_err(map_err)?;
+                    removed += 1;
+                }
+            }
+        }
+        let one_shot: Vec<u32> = self
+            .routes
+            .values()
+            .filter(|r| matches!(r.target, Target::Member(_)))
+            .map(|r| HOST_ONE_SHOT_BASE + r.hit_slot)
+            .collect();
+        for id in self.host.group_ids().map_err(map_err)? {
+            if !self.groups.contains_key(&id) && !one_shot.contains(&id) {
+                self.host.remove_group(id).map_err(map_err)?;
+                removed += 1;
+            }
+        }
+        for port in self.host.sink_port_entries().map_err(map_err)? {
+            if !self.sinks.contains_key(&port) {
+                self.host.remove_sink_port(port).map_err(map_err)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn resolve_path(&self, spec: PathSpec) -> Result<HostPath, DataplaneError> {
@@ -309,9 +362,17 @@ impl State {
             return Ok(());
         }
         let target = Self::decode_target(ids, t)?;
-        let (hit_slot, fresh) = match self.routes.get(&key) {
-            Some(old) => (old.hit_slot, false),
-            None => (
+        // At a restore, a route a previous agent left keeps its counter.
+        let adopted = self
+            .pinned_routes
+            .as_mut()
+            .and_then(|p| p.remove(&key))
+            .map(|r| r.hit_slot)
+            .filter(|slot| !self.routes.contains_key(&key) && self.slots.reserve(*slot));
+        let (hit_slot, fresh) = match (self.routes.get(&key), adopted) {
+            (Some(old), _) => (old.hit_slot, false),
+            (None, Some(slot)) => (slot, false),
+            (None, None) => (
                 self.slots.take().ok_or_else(|| {
                     DataplaneError::new(
                         DataplaneErrorKind::Full,
@@ -331,7 +392,7 @@ impl State {
                 .map_err(map_err)
         });
         if let Err(e) = written {
-            if fresh {
+            if fresh || adopted.is_some() {
                 self.slots.free(hit_slot);
             }
             return Err(e);
@@ -356,6 +417,7 @@ impl State {
             .ok_or_else(|| invalid("l4_dst_port: wider than 16 bits"))?;
         if delete {
             self.host.remove_sink_port(port).map_err(map_err)?;
+            self.sinks.remove(&port);
             return Ok(());
         }
         let action = decode::direct_action(t).ok_or_else(|| invalid("int_sink_port: no action"))?;
@@ -370,7 +432,9 @@ impl State {
         };
         self.host
             .insert_sink_port(port, SinkPort { flags })
-            .map_err(map_err)
+            .map_err(map_err)?;
+        self.sinks.insert(port, flags);
+        Ok(())
     }
 
     fn write_member(
@@ -609,6 +673,8 @@ impl EbpfHostDataplane {
                 routes: BTreeMap::new(),
                 slots: Slots::new(HOST_ROUTE_CAPACITY),
                 version: 0,
+                sinks: BTreeMap::new(),
+                pinned_routes: None,
             }),
             ports,
         })
@@ -681,11 +747,23 @@ impl Dataplane for EbpfHostDataplane {
         Ok(())
     }
 
-    // TODO-robustness: a restore replays into emptied maps (the default
-    // `restore_pipeline`), so for the replay's few milliseconds after an
-    // agent restart packets take the kernel's unlabelled route and path
-    // counters restart from the replayed entries; the fabric's adoption of
-    // pinned entries is not done here yet.
+    fn restore_pipeline(
+        &self,
+        p4info: &Arc<P4InfoIndex>,
+        _device_config: &[u8],
+    ) -> Result<(), DataplaneError> {
+        let ids = resolve(p4info)?;
+        lock(&self.state).begin_restore(ids)
+    }
+
+    fn restore_finished(&self) -> Result<(), DataplaneError> {
+        let removed = lock(&self.state).finish_restore()?;
+        tracing::info!(
+            stale_removed = removed,
+            "eBPF host: pinned state taken over"
+        );
+        Ok(())
+    }
 
     fn apply(&self, change: &Change<'_>) -> Result<(), DataplaneError> {
         lock(&self.state).apply(change)
