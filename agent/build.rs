@@ -1,5 +1,6 @@
 //! Builds the eBPF programs of `ebpf/` and leaves the fabric object in
-//! `$OUT_DIR/solyx-fabric.o`, which `src/ebpf` embeds.
+//! `$OUT_DIR/solyx-fabric.o` and the host object in
+//! `$OUT_DIR/solyx-host.o`, which `src/ebpf` embeds.
 //!
 //! The programs need nightly Rust (with `rust-src`, for `-Z build-std=core`)
 //! and `bpf-linker`; the rest of the workspace builds with stable. So this
@@ -25,10 +26,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-/// The object the agent embeds, in `OUT_DIR`.
-const OBJECT: &str = "solyx-fabric.o";
-/// The bin target of `ebpf/fabric` (its ELF object).
-const FABRIC_BIN: &str = "solyx-fabric";
+/// The bin targets of `ebpf/` (each an ELF object) and the file the agent
+/// embeds for each, in `OUT_DIR`: the fabric switch and the host.
+const OBJECTS: [(&str, &str); 2] = [
+    ("solyx-fabric", "solyx-fabric.o"),
+    ("solyx-host", "solyx-host.o"),
+];
 /// The eBPF target triple (also set in `ebpf/.cargo/config.toml`).
 const BPF_TARGET: &str = "bpfel-unknown-none";
 /// What to run to get the toolchain.
@@ -52,7 +55,6 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let ebpf_dir = manifest_dir.join("..").join("ebpf");
-    let object = out_dir.join(OBJECT);
 
     for source in [
         "Cargo.toml",
@@ -63,6 +65,8 @@ fn main() -> ExitCode {
         "common/src",
         "fabric/Cargo.toml",
         "fabric/src",
+        "host/Cargo.toml",
+        "host/src",
     ] {
         println!("cargo:rerun-if-changed={}", ebpf_dir.join(source).display());
     }
@@ -71,7 +75,7 @@ fn main() -> ExitCode {
     let mode = env::var("SOLYX_EBPF_BUILD").unwrap_or_default();
     if mode == "skip" {
         println!("cargo:warning=SOLYX_EBPF_BUILD=skip: the agent is built without eBPF programs");
-        return write_empty(&object);
+        return write_empty(&out_dir);
     }
 
     let cargo_home = cargo_home();
@@ -85,13 +89,16 @@ fn main() -> ExitCode {
     }
 
     match build(&ebpf_dir, cargo_bin.as_deref()) {
-        Ok(built) => match fs::copy(&built, &object) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("copying {} to {}: {e}", built.display(), object.display());
-                ExitCode::FAILURE
+        Ok(built) => {
+            for (path, (_, object)) in built.iter().zip(OBJECTS) {
+                let object = out_dir.join(object);
+                if let Err(e) = fs::copy(path, &object) {
+                    eprintln!("copying {} to {}: {e}", path.display(), object.display());
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+            ExitCode::SUCCESS
+        }
         Err(Failure::Missing(why)) if mode == "require" => {
             eprintln!("SOLYX_EBPF_BUILD=require, but the eBPF toolchain is missing: {why}; {FIX}");
             ExitCode::FAILURE
@@ -100,7 +107,7 @@ fn main() -> ExitCode {
             println!(
                 "cargo:warning=building the agent without eBPF programs ({why}); to get them, {FIX}"
             );
-            write_empty(&object)
+            write_empty(&out_dir)
         }
         Err(Failure::Failed(why)) => {
             eprintln!("{why}");
@@ -109,8 +116,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Builds `ebpf/` with nightly and returns the fabric object's path.
-fn build(ebpf_dir: &Path, cargo_bin: Option<&Path>) -> Result<PathBuf, Failure> {
+/// Builds `ebpf/` with nightly and returns the objects' paths, in
+/// [`OBJECTS`] order.
+fn build(ebpf_dir: &Path, cargo_bin: Option<&Path>) -> Result<Vec<PathBuf>, Failure> {
     let path = search_path(cargo_bin);
     let cargo = tool("cargo", cargo_bin, &path)
         .ok_or_else(|| Failure::Missing("no cargo (rustup proxy) found".into()))?;
@@ -141,14 +149,8 @@ fn build(ebpf_dir: &Path, cargo_bin: Option<&Path>) -> Result<PathBuf, Failure> 
     // read by the outer cargo as directives.
     let status = command(&cargo, &path)
         .current_dir(ebpf_dir)
-        .args([
-            "+nightly",
-            "build",
-            "--release",
-            "--locked",
-            "--bin",
-            FABRIC_BIN,
-        ])
+        .args(["+nightly", "build", "--release", "--locked"])
+        .args(OBJECTS.iter().flat_map(|(bin, _)| ["--bin", bin]))
         .stdout(Stdio::from(io::stderr()))
         .status()
         .map_err(|e| Failure::Missing(format!("cannot run {}: {e}", cargo.display())))?;
@@ -158,16 +160,17 @@ fn build(ebpf_dir: &Path, cargo_bin: Option<&Path>) -> Result<PathBuf, Failure> 
             ebpf_dir.display()
         )));
     }
-    let built = ebpf_dir
-        .join("target")
-        .join(BPF_TARGET)
-        .join("release")
-        .join(FABRIC_BIN);
-    if !built.is_file() {
-        return Err(Failure::Failed(format!(
-            "the eBPF build succeeded but {} is missing",
-            built.display()
-        )));
+    let release = ebpf_dir.join("target").join(BPF_TARGET).join("release");
+    let mut built = Vec::new();
+    for (bin, _) in OBJECTS {
+        let path = release.join(bin);
+        if !path.is_file() {
+            return Err(Failure::Failed(format!(
+                "the eBPF build succeeded but {} is missing",
+                path.display()
+            )));
+        }
+        built.push(path);
     }
     Ok(built)
 }
@@ -242,14 +245,15 @@ fn run_quiet(command: &mut Command) -> Option<String> {
     String::from_utf8(output.stdout).ok()
 }
 
-/// Leaves an empty object, so that the agent builds and reports the
-/// missing programs at run time.
-fn write_empty(object: &Path) -> ExitCode {
-    match fs::write(object, []) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+/// Leaves empty objects in `out_dir`, so that the agent builds and
+/// reports the missing programs at run time.
+fn write_empty(out_dir: &Path) -> ExitCode {
+    for (_, object) in OBJECTS {
+        let object = out_dir.join(object);
+        if let Err(e) = fs::write(&object, []) {
             eprintln!("writing {}: {e}", object.display());
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
 }

@@ -1,13 +1,14 @@
 //! Solyx agent: runs on every Linux node of the cluster and serves
 //! P4Runtime, so that the controller programs the node like any other
 //! device. See [`p4rt`] for the server and its data plane seam, [`ebpf`]
-//! for the eBPF fabric data plane, [`switch`] for `solyx-agent switch`,
-//! [`node`] for the node's resources (gRPC and Prometheus) and [`metrics`]
-//! for the `/metrics` endpoint.
+//! for the eBPF data planes, [`switch`] for `solyx-agent switch`, [`host`]
+//! for `solyx-agent host`, [`node`] for the node's resources (gRPC and
+//! Prometheus) and [`metrics`] for the `/metrics` endpoint.
 
 #![deny(missing_docs)]
 
 pub mod ebpf;
+pub mod host;
 pub mod metrics;
 pub mod node;
 pub mod p4rt;

@@ -2,9 +2,11 @@
 //!
 //! `solyx-agent serve` serves P4Runtime for this node; `solyx-agent switch`
 //! makes the box a `solyx_fabric` switch (eBPF on the given ports) and
-//! serves P4Runtime for it; `solyx-agent node` only reports the node's
-//! resources. `switch` and `node` serve the node resources over gRPC and
-//! Prometheus metrics (`--metrics`). Exit codes: 0 after a clean stop (Ctrl-C or
+//! serves P4Runtime for it; `solyx-agent host` does the same for the
+//! `solyx_host` pipeline of a host attached to the fabric (labelled paths
+//! per flowlet, INT sink, path probes); `solyx-agent node` only reports the
+//! node's resources. `switch`, `host` and `node` serve the node resources
+//! over gRPC and Prometheus metrics (`--metrics`). Exit codes: 0 after a clean stop (Ctrl-C or
 //! SIGTERM), 2 when the agent cannot start (bad arguments, address in use,
 //! unusable socket path, eBPF program not loadable), 1 when serving fails.
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use solyx_agent::ebpf::PortSpec;
+use solyx_agent::host::{self, HostOptions};
 use solyx_agent::node::{self, NodeArgs, NodeService};
 use solyx_agent::p4rt::{
     self, AgentService, Dataplane, MemoryDataplane, PipelinePolicy, ServerConfig,
@@ -43,10 +46,29 @@ enum Command {
     /// given ports, programmed over P4Runtime. Stopping the agent leaves
     /// the pipeline forwarding; the next start takes it over.
     Switch(SwitchArgs),
+    /// Run this box as a solyx_host node: labelled paths per flowlet, label
+    /// pop and INT sink on the given ports, path probes, programmed over
+    /// P4Runtime. Same device options as `switch`.
+    Host(HostArgs),
     /// Report this node's resources (CPU, memory, GPUs, accelerators,
     /// power, site/rack/pod) over gRPC and as Prometheus metrics; no
     /// P4Runtime.
     Node(NodeCommandArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct HostArgs {
+    #[command(flatten)]
+    device: SwitchArgs,
+    /// Send Telemetry Reports (v2.0, UDP) of the INT the host sinks here.
+    #[arg(long, value_name = "ADDR:PORT")]
+    collector: Option<SocketAddr>,
+    /// Probes per second along every path of every group (0: none).
+    #[arg(long, value_name = "N", default_value_t = host::DEFAULT_PROBE_RATE)]
+    probe_rate: u32,
+    /// A flow idle this long may take another path (ns, us, ms, s).
+    #[arg(long, value_name = "DUR", default_value = "500us", value_parser = host::parse_duration)]
+    flowlet_gap: std::time::Duration,
 }
 
 /// Where `solyx-agent node` serves when given no address.
@@ -332,6 +354,55 @@ fn switch_config(args: SwitchArgs) -> Result<SwitchConfig, String> {
     Ok(config)
 }
 
+/// `solyx-agent host`: starts the eBPF host pipeline, its exporter and
+/// prober, then serves it.
+async fn host(
+    config: SwitchConfig,
+    node_args: NodeArgs,
+    tls: TlsArgs,
+    options: HostOptions,
+) -> ExitCode {
+    let tls = match tls.load() {
+        Ok(t) => t,
+        Err(e) => return startup_failure(&e),
+    };
+    let started = match host::start(&config, &options) {
+        Ok(h) => h,
+        Err(e) => {
+            error!(error = %e, "cannot start the host pipeline");
+            eprintln!("solyx-agent host: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    info!(
+        instance = %config.instance,
+        ports = %started.dataplane.ports(),
+        collector = ?options.collector,
+        probe_rate = options.probe_rate,
+        flowlet_gap = ?options.flowlet_gap,
+        state = %config.state_file().display(),
+        "host started"
+    );
+    let node = match node::spawn(&node_args, Some(&started.service)).await {
+        Ok(n) => n,
+        Err(e) => return node_failure(&e),
+    };
+    let code = run_service(
+        started.service,
+        config.grpc,
+        config.unix.clone(),
+        Some(node.service()),
+        tls,
+    )
+    .await;
+    node.stop().await;
+    info!(
+        instance = %config.instance,
+        "the host programs stay attached with the tables as they are"
+    );
+    code
+}
+
 /// `solyx-agent switch`: starts the eBPF switch, then serves it.
 async fn switch(config: SwitchConfig, node_args: NodeArgs, tls: TlsArgs) -> ExitCode {
     let tls = match tls.load() {
@@ -464,6 +535,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => args.log_format,
         Command::Switch(args) => args.log_format,
         Command::Node(args) => args.log_format,
+        Command::Host(args) => args.device.log_format,
     };
     init_logging(log_format);
     let cli = match cli.command {
@@ -479,6 +551,30 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("solyx-agent switch: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Command::Host(args) => {
+            let mut node_args = args.device.node.clone();
+            let tls = args.device.tls.clone();
+            match switch_config(args.device) {
+                Ok(config) => {
+                    node_args.declare.clone_from(&config.declare);
+                    node_args.metrics = config.metrics;
+                    Resolved::Host(
+                        config,
+                        node_args,
+                        tls,
+                        HostOptions {
+                            collector: args.collector,
+                            probe_rate: args.probe_rate,
+                            flowlet_gap: args.flowlet_gap,
+                        },
+                    )
+                }
+                Err(e) => {
+                    eprintln!("solyx-agent host: {e}");
                     return ExitCode::from(2);
                 }
             }
@@ -502,6 +598,9 @@ fn main() -> ExitCode {
             runtime.block_on(switch(config, node_args, tls))
         }
         Resolved::Node(args) => runtime.block_on(node(args)),
+        Resolved::Host(config, node_args, tls, options) => {
+            runtime.block_on(host(config, node_args, tls, options))
+        }
     }
 }
 
@@ -510,4 +609,5 @@ enum Resolved {
     Serve(ServeArgs),
     Switch(SwitchConfig, NodeArgs, TlsArgs),
     Node(NodeCommandArgs),
+    Host(SwitchConfig, NodeArgs, TlsArgs, HostOptions),
 }

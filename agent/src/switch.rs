@@ -44,7 +44,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::ebpf::{EbpfFabricDataplane, PortSpec, SwitchPorts, DEFAULT_PIN_ROOT};
-use crate::p4rt::{AgentService, RestoreError, ServerConfig};
+use crate::p4rt::{AgentService, Dataplane, DataplaneError, RestoreError, ServerConfig};
 
 /// Where the state of instance `<instance>` is saved by default.
 pub const DEFAULT_STATE_ROOT: &str = "/var/lib/solyx";
@@ -221,6 +221,15 @@ impl SwitchConfig {
     pub fn state_file(&self) -> PathBuf {
         self.state_dir.join(STATE_FILE)
     }
+
+    /// The instance and ports, for the data plane.
+    #[must_use]
+    pub fn switch_ports(&self) -> SwitchPorts {
+        SwitchPorts {
+            instance: self.instance.clone(),
+            ports: self.ports.clone(),
+        }
+    }
 }
 
 /// Moves the calling thread into network namespace `netns` (a name under
@@ -271,9 +280,8 @@ pub struct Switch {
     pub service: AgentService,
     /// Its data plane.
     pub dataplane: Arc<EbpfFabricDataplane>,
-    /// The instance locks (state directory and pin directory), held while
-    /// the switch runs.
-    _locks: [nix::fcntl::Flock<std::fs::File>; 2],
+    /// Held while the switch runs.
+    _locks: InstanceLocks,
 }
 
 /// Where the lock of a pin directory lives: a regular file cannot be made
@@ -323,31 +331,42 @@ fn lock_instance(
     })
 }
 
-/// Loads and attaches the fabric programs on the configured ports (in the
-/// calling thread's network namespace: forwarding at TC ingress, INT
-/// transit at TC egress) and starts the INT queue publisher, builds the
-/// P4Runtime service with the eBPF data plane, and restores the saved state
-/// if there is one (if there is none, the tables are emptied, INT's
-/// included: nothing would show what they hold).
+/// The instance locks (state directory and pin directory): both identify
+/// an instance, and a second agent on either would fight over the same
+/// maps. Held as long as the value lives.
+#[derive(Debug)]
+pub struct InstanceLocks {
+    _locks: [nix::fcntl::Flock<std::fs::File>; 2],
+}
+
+impl InstanceLocks {
+    /// Takes both locks of `config`'s instance.
+    ///
+    /// # Errors
+    /// [`SwitchError::Locked`].
+    pub fn take(config: &SwitchConfig) -> Result<Self, SwitchError> {
+        Ok(Self {
+            _locks: [
+                lock_instance(config, config.state_dir.join("lock"))?,
+                lock_instance(config, pin_lock_path(config))?,
+            ],
+        })
+    }
+}
+
+/// Builds the P4Runtime service of a started eBPF data plane (the fabric
+/// switch's or the host's) and restores the saved state if there is one;
+/// if there is none, `clear` empties the tables (nothing would show what
+/// they hold). The data plane refuses any pipeline but its own, naming
+/// what it implements.
 ///
 /// # Errors
-/// See [`SwitchError`].
-pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
-    // Both the state directory and the pin directory identify an
-    // instance: a second agent on either would fight over the same maps.
-    let locks = [
-        lock_instance(config, config.state_dir.join("lock"))?,
-        lock_instance(config, pin_lock_path(config))?,
-    ];
-    let dataplane = Arc::new(EbpfFabricDataplane::start_with(
-        &config.pin_root,
-        &SwitchPorts {
-            instance: config.instance.clone(),
-            ports: config.ports.clone(),
-        },
-    )?);
-    // No pipeline policy: the data plane refuses anything but
-    // `solyx_fabric` itself, naming what it implements.
+/// [`SwitchError::Restore`] or [`SwitchError::Clear`].
+pub fn serve_dataplane<D: Dataplane>(
+    config: &SwitchConfig,
+    dataplane: Arc<D>,
+    clear: impl FnOnce(&D) -> Result<(), DataplaneError>,
+) -> Result<AgentService, SwitchError> {
     let server = ServerConfig {
         device_id: config.device_id,
         state_file: Some(config.state_file()),
@@ -363,7 +382,7 @@ pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
             "restored the saved P4Runtime state"
         ),
         Ok(None) => {
-            dataplane.clear_tables().map_err(SwitchError::Clear)?;
+            clear(&dataplane).map_err(SwitchError::Clear)?;
             tracing::info!(
                 file = %state_file.display(),
                 "no saved P4Runtime state: starting with empty tables"
@@ -371,6 +390,25 @@ pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
         }
         Err(e) => return Err(SwitchError::Restore(e, state_file)),
     }
+    Ok(service)
+}
+
+/// Loads and attaches the fabric programs on the configured ports (in the
+/// calling thread's network namespace: forwarding at TC ingress, INT
+/// transit at TC egress) and starts the INT queue publisher, builds the
+/// P4Runtime service with the eBPF data plane, and restores the saved state
+/// if there is one (if there is none, the tables are emptied, INT's
+/// included: nothing would show what they hold).
+///
+/// # Errors
+/// See [`SwitchError`].
+pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
+    let locks = InstanceLocks::take(config)?;
+    let dataplane = Arc::new(EbpfFabricDataplane::start_with(
+        &config.pin_root,
+        &config.switch_ports(),
+    )?);
+    let service = serve_dataplane(config, dataplane.clone(), EbpfFabricDataplane::clear_tables)?;
     Ok(Switch {
         service,
         dataplane,

@@ -142,11 +142,35 @@ fn read_source(dir: &Path) -> Source {
         }
     }
     files.sort();
-    let mut src = Source::default();
+    // Files of another pipeline included by this one (`#include
+    // "../../solyx_fabric/include/header.p4"`) give their types, not
+    // their entities: those belong to the other pipeline's P4Info.
+    let mut external = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read p4 file");
+        for l in text.lines() {
+            let Some(inc) = l.trim().strip_prefix("#include \"") else {
+                continue;
+            };
+            let target = f
+                .parent()
+                .expect("p4 file in a dir")
+                .join(inc.trim_end_matches('"'));
+            let target = target.canonicalize().unwrap_or(target);
+            let inside = dir.canonicalize().is_ok_and(|d| target.starts_with(d));
+            if !inside && !external.contains(&target) {
+                external.push(target);
+            }
+        }
+    }
+    let mut src = Source::default();
+    for f in external.iter().chain(&files) {
+        let text = std::fs::read_to_string(f).expect("read p4 file");
         let lines: Vec<String> = text.lines().map(|l| strip_comment(l).to_string()).collect();
-        let rel = f.strip_prefix(dir).unwrap_or(f).display().to_string();
+        let rel = match f.strip_prefix(dir) {
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => format!("{EXTERNAL}{}", f.display()),
+        };
         let mut pending: (Option<u32>, Option<String>) = (None, None);
         let mut i = 0;
         while i < lines.len() {
@@ -252,8 +276,12 @@ fn read_source(dir: &Path) -> Source {
             i += 1;
         }
     }
+    src.entities.retain(|e| !e.at.starts_with(EXTERNAL));
     src
 }
+
+/// Marks where an entity of an included file of another pipeline was read.
+const EXTERNAL: &str = "external:";
 
 /// v1model's standard metadata, for keys that match on it.
 fn standard_metadata(field: &str) -> Option<u32> {

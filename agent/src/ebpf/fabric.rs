@@ -99,9 +99,9 @@ pub struct Fabric {
     links: StdHashMap<String, (u32, IngressLink)>,
 }
 
-/// How an ingress attachment is held.
+/// How a TC attachment is held.
 #[derive(Debug)]
-enum IngressLink {
+pub(crate) enum IngressLink {
     /// A TCX link pinned at this path: it outlives the agent; removing the
     /// pin detaches it.
     Pinned(PathBuf),
@@ -322,46 +322,11 @@ impl Fabric {
         Ok(ifindex)
     }
 
-    /// Attaches the program to `name`'s ingress: into the pinned link of a
-    /// previous agent when there is a usable one, else as a new link,
-    /// pinned when it is a TCX link.
+    /// Attaches the program to `name`'s ingress (see [`attach_tc`]).
     fn attach_link(&mut self, name: &str) -> Result<IngressLink, Error> {
         let pin = self.pin_dir.join(format!("{LINK_PIN_PREFIX}{name}"));
         let program = program_mut(&mut self.ebpf)?;
-        if pin.exists() {
-            if replace_in_pinned_link(program, &pin, name, TcAttachType::Ingress) {
-                return Ok(IngressLink::Pinned(pin));
-            }
-            // Dead (its interface is gone) or someone else's: unpinning
-            // releases it.
-            std::fs::remove_file(&pin).map_err(|source| Error::Bpffs {
-                path: pin.clone(),
-                source,
-            })?;
-        }
-        let id = program
-            .attach(name, TcAttachType::Ingress)
-            .map_err(program_error)?;
-        let link = program.take_link(id).map_err(program_error)?;
-        match FdLink::try_from(link) {
-            Ok(fd_link) => {
-                fd_link.pin(&pin).map_err(|e| Error::Bpffs {
-                    path: pin.clone(),
-                    source: io::Error::other(e),
-                })?;
-                Ok(IngressLink::Pinned(pin))
-            }
-            // TODO-robustness: without TCX (kernels before 6.6) the clsact
-            // filter persists without a handle once taken out of the
-            // program; a restarted agent then adds a second filter instead
-            // of replacing the first, and hitless restart is not supported.
-            Err(_) => {
-                let id = program
-                    .attach(name, TcAttachType::Ingress)
-                    .map_err(program_error)?;
-                Ok(IngressLink::Owned(id))
-            }
-        }
+        attach_tc(program, pin, name, TcAttachType::Ingress, program_error)
     }
 
     /// Detaches the program from interface `name` and forgets its port.
@@ -551,6 +516,50 @@ impl Fabric {
     }
 }
 
+/// Attaches `program` to `name`'s TC `hook`: into the pinned link at `pin`
+/// of a previous agent when there is a usable one, else as a new link,
+/// pinned at `pin` when it is a TCX link (kernels ≥ 6.6); without TCX a
+/// clsact filter the program owns. Shared by every TC stage (fabric
+/// ingress, INT transit, the host programs).
+pub(crate) fn attach_tc(
+    program: &mut SchedClassifier,
+    pin: PathBuf,
+    name: &str,
+    hook: TcAttachType,
+    program_error: fn(aya::programs::ProgramError) -> Error,
+) -> Result<IngressLink, Error> {
+    if pin.exists() {
+        if replace_in_pinned_link(program, &pin, name, hook) {
+            return Ok(IngressLink::Pinned(pin));
+        }
+        // Dead (its interface is gone) or someone else's: unpinning
+        // releases it.
+        std::fs::remove_file(&pin).map_err(|source| Error::Bpffs {
+            path: pin.clone(),
+            source,
+        })?;
+    }
+    let id = program.attach(name, hook).map_err(program_error)?;
+    let link = program.take_link(id).map_err(program_error)?;
+    match FdLink::try_from(link) {
+        Ok(fd_link) => {
+            fd_link.pin(&pin).map_err(|e| Error::Bpffs {
+                path: pin.clone(),
+                source: io::Error::other(e),
+            })?;
+            Ok(IngressLink::Pinned(pin))
+        }
+        // TODO-robustness: without TCX (kernels before 6.6) the clsact
+        // filter persists without a handle once taken out of the
+        // program; a restarted agent then adds a second filter instead
+        // of replacing the first, and hitless restart is not supported.
+        Err(_) => {
+            let id = program.attach(name, hook).map_err(program_error)?;
+            Ok(IngressLink::Owned(id))
+        }
+    }
+}
+
 /// Swaps `program` into the TCX link pinned at `pin`. True when the link
 /// now runs `program` on `interface`'s `hook` (ingress or egress); false
 /// when the pin is not a usable TCX link (its interface was deleted, or it
@@ -614,7 +623,7 @@ fn check_label(label: u32) -> Result<(), Error> {
 }
 
 /// The interface index of `name` in the calling thread's namespace.
-fn ifindex(name: &str) -> Result<u32, Error> {
+pub(crate) fn ifindex(name: &str) -> Result<u32, Error> {
     match nix::net::if_::if_nametoindex(name) {
         Ok(index) => Ok(index),
         Err(e) => Err(Error::Interface {
@@ -625,7 +634,7 @@ fn ifindex(name: &str) -> Result<u32, Error> {
 }
 
 /// Adds the clsact qdisc to `name`; one that exists already is fine.
-fn add_clsact(name: &str) -> Result<(), Error> {
+pub(crate) fn add_clsact(name: &str) -> Result<(), Error> {
     match tc::qdisc_add_clsact(name) {
         Ok(()) | Err(TcError::AlreadyAttached) => Ok(()),
         Err(TcError::NetlinkError(e))

@@ -66,6 +66,10 @@ mod bpffs;
 mod dataplane;
 mod error;
 mod fabric;
+mod host;
+mod host_dataplane;
+mod host_probe;
+mod host_sink;
 mod int;
 mod int_publisher;
 mod tables;
@@ -77,6 +81,12 @@ pub use dataplane::{
 };
 pub use error::Error;
 pub use fabric::Fabric;
+pub use host::Host;
+pub use host_dataplane::{
+    EbpfHostDataplane, PathSpec, ProbeTarget, HOST_IMPLEMENTS, HOST_PIPELINE,
+};
+pub use host_probe::{probe_frame, ProbeBody, Prober, PROBE_MAGIC};
+pub use host_sink::{build_report, SinkExporter, SinkStats};
 pub use int::{IntTransit, WatchAction, WatchMatch};
 pub use int_publisher::{QueuePublisher, DEFAULT_PUBLISH_PERIOD};
 /// The map keys and values shared with the eBPF programs.
@@ -87,6 +97,12 @@ pub use tables::Tables;
 /// empty when the agent was built without the eBPF toolchain.
 fn fabric_object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/solyx-fabric.o"))
+}
+
+/// The host object (`ebpf/host`), embedded at build time; empty when the
+/// agent was built without the eBPF toolchain.
+fn host_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/solyx-host.o"))
 }
 
 /// Whether this agent binary carries the eBPF programs.

@@ -14,6 +14,8 @@
 //! the same strings; the map layout table lives in `ebpf/README.md`.
 #![cfg_attr(not(test), no_std)]
 
+/// The `solyx_host` pipeline: the host programs' maps.
+pub mod host;
 /// INT-MD transit: the egress program's maps and the INT wire constants.
 pub mod int;
 

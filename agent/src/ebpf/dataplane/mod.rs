@@ -19,14 +19,14 @@
 //! socket, and the queue publisher only the pinned maps it writes.
 
 mod acl;
-mod decode;
+pub(crate) mod decode;
 mod int;
-mod names;
-mod packet_io;
+pub(crate) mod names;
+pub(crate) mod packet_io;
 mod ports;
 mod restore;
-mod slots;
-mod state;
+pub(crate) mod slots;
+pub(crate) mod state;
 mod wcmp;
 
 use std::ops::Range;

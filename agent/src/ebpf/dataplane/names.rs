@@ -112,13 +112,21 @@ pub(crate) struct FabricIds {
 }
 
 /// Looks names up and remembers what is missing or different.
-struct Resolver<'a> {
+pub(crate) struct Resolver<'a> {
     index: &'a P4InfoIndex,
-    problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl<'a> Resolver<'a> {
-    fn table(&mut self, name: &str) -> Option<&'a TableInfo> {
+    /// A resolver over `index` with no problem found yet.
+    pub(crate) fn new(index: &'a P4InfoIndex) -> Self {
+        Self {
+            index,
+            problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn table(&mut self, name: &str) -> Option<&'a TableInfo> {
         let found = self.index.tables.by_name(name);
         if found.is_none() {
             self.problems.push(format!("table {name} is missing"));
@@ -126,7 +134,13 @@ impl<'a> Resolver<'a> {
         found
     }
 
-    fn field(&mut self, table: Option<&TableInfo>, name: &str, kind: MatchKind, bits: u32) -> u32 {
+    pub(crate) fn field(
+        &mut self,
+        table: Option<&TableInfo>,
+        name: &str,
+        kind: MatchKind,
+        bits: u32,
+    ) -> u32 {
         let Some(table) = table else { return 0 };
         match table.field(name) {
             Some(f) if f.kind == kind && f.bitwidth == bits => f.id,
@@ -149,7 +163,11 @@ impl<'a> Resolver<'a> {
     }
 
     /// The action's ID and its parameters' IDs, checked by name and width.
-    fn action<const N: usize>(&mut self, name: &str, params: [(&str, u32); N]) -> (u32, [u32; N]) {
+    pub(crate) fn action<const N: usize>(
+        &mut self,
+        name: &str,
+        params: [(&str, u32); N],
+    ) -> (u32, [u32; N]) {
         let mut ids = [0u32; N];
         let Some(action) = self.index.actions.by_name(name) else {
             self.problems.push(format!("action {name} is missing"));
@@ -176,7 +194,7 @@ impl<'a> Resolver<'a> {
         (action.id, ids)
     }
 
-    fn counter(&mut self, name: &str) -> u32 {
+    pub(crate) fn counter(&mut self, name: &str) -> u32 {
         match self.index.counters.by_name(name) {
             Some(c) => c.id,
             None => {
