@@ -112,6 +112,8 @@ async fn start_host(
             port: 1,
             interface: topology.dev(dev),
         }],
+        declare: None,
+        metrics: None,
     };
     let node = in_netns(&topology.ns(role), || {
         host::start(&config, &options).expect("host starts")

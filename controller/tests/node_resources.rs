@@ -109,6 +109,7 @@ async fn agent(config: MonitorConfig, heartbeat: Duration) -> Result<Agent, node
         service,
         routes,
         listener,
+        None,
         async move {
             let _ = stopped.await;
         },
