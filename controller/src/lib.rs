@@ -3,3 +3,5 @@
 #![deny(missing_docs)]
 
 pub mod p4rt;
+pub mod routing;
+pub mod topology;

@@ -34,6 +34,8 @@ macro_rules! note {
     }};
 }
 
+mod topology_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "solyx",
@@ -58,6 +60,9 @@ enum LogFormat {
 enum Command {
     /// Talk P4Runtime to one device.
     P4rt(P4rtArgs),
+    /// Check, generate and convert topology files.
+    #[command(subcommand)]
+    Topology(topology_cmd::TopologyCommand),
 }
 
 #[derive(Args)]
@@ -192,6 +197,7 @@ async fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::P4rt(args) => p4rt(args).await,
+        Command::Topology(cmd) => topology_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
