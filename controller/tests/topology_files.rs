@@ -1,5 +1,6 @@
 //! Topology files: every file in `topologies/` loads, and each kind of
 //! mistake is reported with the file, line and field.
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup is a failed test
 
 use std::path::Path;
 

@@ -230,6 +230,20 @@ fn trace(g: &PathGraph, w: &Workspace, s: usize, t: usize) -> Vec<(usize, bool)>
     out
 }
 
+impl PathGraph {
+    /// A device with a single working link out (a single-homed host):
+    /// that arc, which every path from it must take.
+    fn only_out(&self, v: usize) -> Option<usize> {
+        (self.start[v + 1] - self.start[v] == 1 && !self.transit[v]).then_some(self.start[v])
+    }
+
+    /// A device with a single working link in (a single-homed host).
+    fn only_in(&self, v: usize) -> Option<usize> {
+        (self.in_start[v + 1] - self.in_start[v] == 1 && !self.transit[v])
+            .then(|| self.in_arcs[self.in_start[v]] as usize)
+    }
+}
+
 /// Up to `k` diverse paths from `s` to `t` (see the module docs), shortest
 /// first. Empty when `t` cannot be reached.
 #[must_use]
@@ -244,12 +258,52 @@ pub fn k_paths(
     if s == t || k == 0 || s >= g.nodes() || t >= g.nodes() {
         return Vec::new();
     }
+    let s_inner = g.only_out(s).map_or(s, |a| g.arcs[a].0 as usize);
     w.pot.fill(0);
-    dijkstra(g, w, s, None, false);
+    dijkstra(g, w, s_inner, None, false);
     let first: Vec<u64> = w.dist.clone();
-    paths_from_potentials(g, w, s, t, k, &first)
+    pair_paths(g, w, s, t, k, &first)
 }
 
+/// Paths for one pair given the shortest distances from the source's
+/// first switch. A single-homed host's access link is on every path
+/// anyway, so diversity is sought between its switch and the other end's.
+fn pair_paths(
+    g: &PathGraph,
+    w: &mut Workspace,
+    s: usize,
+    t: usize,
+    k: usize,
+    first: &[u64],
+) -> Vec<LinkPath> {
+    let head = g.only_out(s);
+    let tail = g.only_in(t);
+    let s_inner = head.map_or(s, |a| g.arcs[a].0 as usize);
+    let t_inner = tail.map_or(t, |a| g.tail[a] as usize);
+    let wrap = |inner: Vec<LinkPath>| -> Vec<LinkPath> {
+        inner
+            .into_iter()
+            .map(|p| {
+                let mut out = Vec::with_capacity(p.len() + 2);
+                out.extend(head.map(|a| g.links[a]));
+                out.extend(p);
+                out.extend(tail.map(|a| g.links[a]));
+                out
+            })
+            .collect()
+    };
+    if s_inner == t_inner {
+        // Two hosts on one switch: the one path through it.
+        return match (head, tail) {
+            (Some(_), Some(_)) => wrap(vec![Vec::new()]),
+            _ => Vec::new(),
+        };
+    }
+    if (head.is_some() && s_inner == t) || (tail.is_some() && t_inner == s) {
+        return Vec::new();
+    }
+    wrap(paths_from_potentials(g, w, s_inner, t_inner, k, first))
+}
 fn paths_from_potentials(
     g: &PathGraph,
     w: &mut Workspace,
@@ -378,14 +432,17 @@ pub fn all_pairs(
         if s.index() >= g.nodes() {
             continue;
         }
+        let s_inner = g
+            .only_out(s.index())
+            .map_or(s.index(), |a| g.arcs[a].0 as usize);
         w.pot.fill(0);
-        dijkstra(&g, &mut w, s.index(), None, false);
+        dijkstra(&g, &mut w, s_inner, None, false);
         let first = w.dist.clone();
         for &t in edges {
-            if s == t {
+            if s == t || t.index() >= g.nodes() {
                 continue;
             }
-            let paths = paths_from_potentials(&g, &mut w, s.index(), t.index(), k, &first);
+            let paths = pair_paths(&g, &mut w, s.index(), t.index(), k, &first);
             out.insert((s, t), paths);
         }
     }
