@@ -402,13 +402,15 @@ fn fabric_entries_forward_hop_by_hop_and_pop_at_the_last_switch() {
 // Properties on random networks
 // ---------------------------------------------------------------------
 
-/// A random connected network of fabric devices: a spanning tree plus
-/// extra links.
-fn random_net(n: usize, extra: &[(usize, usize)], tree: &[usize]) -> Topology {
+/// A random network: a spanning tree plus extra links. Device i is a host
+/// (never transit, possibly multi-homed) when bit i of `hosts` is set;
+/// links between two hosts are left out, so it may be disconnected.
+fn random_net(n: usize, extra: &[(usize, usize)], tree: &[usize], hosts: u32) -> Topology {
+    let is_host = |i: usize| hosts & (1 << i) != 0;
     let devices = (0..n)
         .map(|i| DeviceSpec {
             name: format!("s{i}"),
-            role: Role::Fabric,
+            role: if is_host(i) { Role::Host } else { Role::Fabric },
             pipeline: None,
             device_id: i as u64 + 1,
             switch_id: None,
@@ -416,7 +418,7 @@ fn random_net(n: usize, extra: &[(usize, usize)], tree: &[usize]) -> Topology {
             site: None,
             rack: None,
             pod: None,
-            ip: None,
+            ip: is_host(i).then(|| format!("10.0.0.{}/24", i + 1)),
             mac: None,
             node: None,
         })
@@ -424,7 +426,7 @@ fn random_net(n: usize, extra: &[(usize, usize)], tree: &[usize]) -> Topology {
     let mut port = vec![0u32; n];
     let mut links = Vec::new();
     let mut add = |a: usize, b: usize, links: &mut Vec<LinkSpec>| {
-        if a == b || port[a] >= 250 || port[b] >= 250 {
+        if a == b || port[a] >= 250 || port[b] >= 250 || (is_host(a) && is_host(b)) {
             return;
         }
         port[a] += 1;
@@ -457,9 +459,11 @@ fn random_net(n: usize, extra: &[(usize, usize)], tree: &[usize]) -> Topology {
     Topology::from_file(&file, "random").unwrap()
 }
 
-/// Number of link-disjoint paths (max flow with unit capacities), by
-/// plain augmenting paths: an independent check of the path search.
+/// Number of link-disjoint paths (max flow with unit capacities, hosts
+/// not transiting), by plain augmenting paths: an independent check of
+/// the path search.
 fn max_disjoint(topo: &Topology, s: DeviceIx, t: DeviceIx) -> usize {
+    let host = |v: DeviceIx| topo.device(v).is_some_and(|d| d.role == Role::Host);
     let mut cap: HashMap<(DeviceIx, DeviceIx), i32> = HashMap::new();
     for (_, l) in topo.links() {
         if l.state.up {
@@ -473,6 +477,9 @@ fn max_disjoint(topo: &Topology, s: DeviceIx, t: DeviceIx) -> usize {
         while let Some(v) = q.pop_front() {
             if v == t {
                 break;
+            }
+            if v != s && host(v) {
+                continue;
             }
             for (&(a, b), &c) in &cap {
                 if a == v && c > 0 && b != s && !prev.contains_key(&b) {
@@ -505,8 +512,9 @@ proptest! {
         extra in prop::collection::vec((0usize..100, 0usize..100), 0..30),
         k in 1usize..6,
         down in prop::collection::vec(0usize..200, 0..3),
+        hosts in any::<u32>(),
     ) {
-        let mut topo = random_net(n, &extra, &tree);
+        let mut topo = random_net(n, &extra, &tree, hosts & 0x5555);
         let ids: Vec<LinkId> = topo.links().map(|(i, _)| i).collect();
         for d in down {
             let id = ids[d % ids.len()];
@@ -544,7 +552,7 @@ proptest! {
         pick in 0usize..1000,
         device in any::<bool>(),
     ) {
-        let topo = random_net(n, &extra, &tree);
+        let topo = random_net(n, &extra, &tree, 0);
         let routes = routes_for(&topo);
         let ids: Vec<LinkId> = topo.links().map(|(i, _)| i).collect();
         let failure = if device {

@@ -37,6 +37,6 @@ pub mod te;
 
 pub use intent::{Intent, IntentError, Shortfall};
 pub use labels::{LabelAllocator, LabelsExhausted};
-pub use paths::{all_pairs, k_paths, LinkPath, PathGraph, Workspace, DEFAULT_K};
+pub use paths::{all_pairs, k_paths, paths_to, LinkPath, PathGraph, Workspace, DEFAULT_K};
 pub use routes::{Failure, Group, Path, Reason, Routes, RoutingConfig, WeightUpdate};
 pub use te::{optimise, quantise, TeConfig, TeGroup, TeProblem};

@@ -17,8 +17,10 @@
 //! so congestion never changes the path set (weights react to it instead).
 //! Links that are down are not used; hosts are never transit devices.
 //!
-//! The first Dijkstra of every pair from one source is the same, so
-//! [`all_pairs`] runs it once per source and reuses it as the potentials.
+//! The initial potentials are the shortest distances *to* the target, so
+//! every round's Dijkstra heads straight for it; those distances are the
+//! same for every source, so [`paths_to`] and [`all_pairs`] compute them
+//! once per destination.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -178,6 +180,10 @@ fn dijkstra(g: &PathGraph, w: &mut Workspace, s: usize, t: Option<usize>, penali
             }
             let (h, cost, _) = g.arcs[a];
             let h = h as usize;
+            if w.done[h] {
+                // Settled already (s among them): no shorter way in.
+                continue;
+            }
             let c = if penalised {
                 cost + g.big * u64::from(w.uses[a])
             } else {
@@ -258,15 +264,71 @@ pub fn k_paths(
     if s == t || k == 0 || s >= g.nodes() || t >= g.nodes() {
         return Vec::new();
     }
-    let s_inner = g.only_out(s).map_or(s, |a| g.arcs[a].0 as usize);
-    w.pot.fill(0);
-    dijkstra(g, w, s_inner, None, false);
-    let first: Vec<u64> = w.dist.clone();
-    pair_paths(g, w, s, t, k, &first)
+    let t_inner = g.only_in(t).map_or(t, |a| g.tail[a] as usize);
+    let to_t = distances_to(g, w, t_inner);
+    pair_paths(g, w, s, t, k, &to_t)
 }
 
-/// Paths for one pair given the shortest distances from the source's
-/// first switch. A single-homed host's access link is on every path
+/// Shortest distances from every device to `t` (INF where it cannot
+/// reach t), over working links, hosts not transiting.
+fn distances_to(g: &PathGraph, w: &mut Workspace, t: usize) -> Vec<u64> {
+    let mut dist = vec![INF; g.nodes()];
+    w.done.fill(false);
+    w.heap.clear();
+    dist[t] = 0;
+    w.heap.push(Reverse((0, t as u32)));
+    while let Some(Reverse((d, v))) = w.heap.pop() {
+        let v = v as usize;
+        if w.done[v] {
+            continue;
+        }
+        w.done[v] = true;
+        if v != t && !g.transit[v] {
+            continue;
+        }
+        for &a in &g.in_arcs[g.in_start[v]..g.in_start[v + 1]] {
+            let u = g.tail[a as usize] as usize;
+            let nd = d + g.arcs[a as usize].1;
+            if nd < dist[u] {
+                dist[u] = nd;
+                w.heap.push(Reverse((nd, u as u32)));
+            }
+        }
+    }
+    dist
+}
+
+/// Diverse paths from each of `sources` to `t`; the distances to t are
+/// computed once for all of them.
+#[must_use]
+pub fn paths_to(
+    g: &PathGraph,
+    w: &mut Workspace,
+    t: DeviceIx,
+    sources: &[DeviceIx],
+    k: usize,
+) -> Vec<Vec<LinkPath>> {
+    let t = t.index();
+    if t >= g.nodes() {
+        return vec![Vec::new(); sources.len()];
+    }
+    let t_inner = g.only_in(t).map_or(t, |a| g.tail[a] as usize);
+    let to_t = distances_to(g, w, t_inner);
+    sources
+        .iter()
+        .map(|s| {
+            let s = s.index();
+            if s == t || s >= g.nodes() || k == 0 {
+                Vec::new()
+            } else {
+                pair_paths(g, w, s, t, k, &to_t)
+            }
+        })
+        .collect()
+}
+
+/// Paths for one pair given the shortest distances to the destination's
+/// last switch. A single-homed host's access link is on every path
 /// anyway, so diversity is sought between its switch and the other end's.
 fn pair_paths(
     g: &PathGraph,
@@ -274,7 +336,7 @@ fn pair_paths(
     s: usize,
     t: usize,
     k: usize,
-    first: &[u64],
+    to_t: &[u64],
 ) -> Vec<LinkPath> {
     let head = g.only_out(s);
     let tail = g.only_in(t);
@@ -293,37 +355,43 @@ fn pair_paths(
             .collect()
     };
     if s_inner == t_inner {
-        // Two hosts on one switch: the one path through it.
-        return match (head, tail) {
-            (Some(_), Some(_)) => wrap(vec![Vec::new()]),
-            _ => Vec::new(),
-        };
+        // Two hosts on one switch, or a host and its own switch: the access
+        // links are the one path (s != t, so at least one exists).
+        return wrap(vec![Vec::new()]);
     }
     if (head.is_some() && s_inner == t) || (tail.is_some() && t_inner == s) {
         return Vec::new();
     }
-    wrap(paths_from_potentials(g, w, s_inner, t_inner, k, first))
+    wrap(paths_from_potentials(g, w, s_inner, t_inner, k, to_t))
 }
+
 fn paths_from_potentials(
     g: &PathGraph,
     w: &mut Workspace,
     s: usize,
     t: usize,
     k: usize,
-    first: &[u64],
+    to_t: &[u64],
 ) -> Vec<LinkPath> {
-    if first[t] >= INF {
+    if to_t[s] >= INF {
         return Vec::new();
     }
     for a in w.touched.drain(..) {
         w.flow[a as usize] = false;
         w.uses[a as usize] = 0;
     }
-    // Potentials: shortest distances from s (unreached: a bound that keeps
-    // reduced costs non-negative on arcs into them).
-    let dt = first[t];
-    for (p, d) in w.pot.iter_mut().zip(first) {
-        *p = (*d).min(dt);
+    // Potentials from the distances to t: reduced costs are zero exactly
+    // on arcs of shortest paths to t, so each Dijkstra below heads
+    // straight for t (like A* with an exact estimate). Devices that
+    // cannot reach t get 0, which keeps every reduced cost non-negative.
+    // Only s and transit devices are ever expanded, so only their out-arcs
+    // need non-negative reduced costs; a device that is only ever a dead
+    // end (a host other than s and t) gets 0, which keeps every arc into
+    // it non-negative too.
+    let far = to_t.iter().copied().filter(|d| *d < INF).max().unwrap_or(0);
+    for (v, (p, d)) in w.pot.iter_mut().zip(to_t).enumerate() {
+        let anchored = g.transit[v] || v == s || v == t;
+        *p = if anchored && *d < INF { far - d } else { 0 };
     }
     // Round 1 is the shortest path itself.
     // With these potentials every arc on a shortest path costs 0, so each
@@ -428,22 +496,11 @@ pub fn all_pairs(
     let g = PathGraph::new(topo);
     let mut w = Workspace::new(&g);
     let mut out = BTreeMap::new();
-    for &s in edges {
-        if s.index() >= g.nodes() {
-            continue;
-        }
-        let s_inner = g
-            .only_out(s.index())
-            .map_or(s.index(), |a| g.arcs[a].0 as usize);
-        w.pot.fill(0);
-        dijkstra(&g, &mut w, s_inner, None, false);
-        let first = w.dist.clone();
-        for &t in edges {
-            if s == t || t.index() >= g.nodes() {
-                continue;
+    for &t in edges {
+        for (s, paths) in edges.iter().zip(paths_to(&g, &mut w, t, edges, k)) {
+            if *s != t {
+                out.insert((*s, t), paths);
             }
-            let paths = pair_paths(&g, &mut w, s.index(), t.index(), k, &first);
-            out.insert((s, t), paths);
         }
     }
     out
