@@ -112,6 +112,12 @@ fn rule_violations_name_line_and_field() {
     assert!(e.problems[0].reason.contains("devices[0]"), "{e}");
     assert!(e.problems.iter().any(|p| p.field == "links[0].b"), "{e}");
 
+    // Interface names are built from device names: 9 characters at most.
+    assert!(Topology::parse(&GOOD.replace("h1", "host-1234"), "net.yaml").is_ok());
+    let e = errors(&GOOD.replace("h1", "host-12345"));
+    assert_eq!(e.problems[0].field, "devices[2].name", "{e}");
+    assert!(e.problems[0].reason.contains("at most 9"), "{e}");
+
     let (field, line, _) = only(&GOOD.replace("device_id: 2", "device_id: 1"));
     assert_eq!(
         (field.as_str(), line.map(|l| l.0)),

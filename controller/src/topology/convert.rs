@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{DeviceSpec, EndpointSpec, LinkDefaults, LinkSpec, Role, TopologyFile};
+use super::file::{
+    DeviceSpec, EndpointSpec, LinkDefaults, LinkSpec, Role, TopologyFile, MAX_NAME_LEN,
+};
 use super::units::{Bandwidth, Delay};
 
 /// Data that cannot be converted, with the file it came from.
@@ -139,13 +141,13 @@ fn name_nodes(labels: &[String]) -> Vec<String> {
             if base.is_empty() {
                 base = format!("n{i}");
             }
-            base.truncate(12);
+            base.truncate(MAX_NAME_LEN);
             let mut name = base.clone();
             let mut n = 2;
             while !used.insert(name.clone()) {
                 let suffix = format!("-{n}");
                 let mut b = base.clone();
-                b.truncate(12 - suffix.len());
+                b.truncate(MAX_NAME_LEN.saturating_sub(suffix.len()));
                 name = format!("{}{suffix}", b.trim_end_matches('-'));
                 n += 1;
             }
@@ -820,11 +822,11 @@ mod tests {
             "Frankfurt am Main (DE)".into(),
         ]);
         assert_eq!(names[0], "new-york");
-        assert_eq!(names[1], "new-york-2");
+        assert_eq!(names[1], "new-yor-2");
         assert_eq!(names[2], "n2");
-        assert_eq!(names[3], "frankfurt-am");
-        assert_eq!(names[4], "frankfurt-2");
-        assert!(names.iter().all(|n| n.len() <= 12));
+        assert_eq!(names[3], "frankfurt");
+        assert_eq!(names[4], "frankfu-2");
+        assert!(names.iter().all(|n| n.len() <= MAX_NAME_LEN));
     }
 
     #[test]

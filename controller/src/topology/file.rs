@@ -71,11 +71,15 @@ pub enum Role {
     Host,
 }
 
+/// The longest device name: the testbed builds interface names from device
+/// names plus a port suffix, and Linux allows 15 characters in one.
+pub const MAX_NAME_LEN: usize = 9;
+
 /// One entry of `devices`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
-    /// Unique; `[a-z0-9_-]+`, at most 12 characters.
+    /// Unique; `[a-z0-9_-]+`, at most [`MAX_NAME_LEN`] characters.
     pub name: String,
     /// fabric or host.
     pub role: Role,

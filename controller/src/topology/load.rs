@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{DeviceSpec, Role, TopologyFile};
+use super::file::{DeviceSpec, Role, TopologyFile, MAX_NAME_LEN};
 use super::{locate, Bandwidth, Delay, Device, Link, LinkState, Mac, Topology};
 
 /// Capacity of a link that neither the link nor `defaults` gives.
@@ -104,7 +104,7 @@ impl Checker<'_> {
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 12
+        && name.len() <= MAX_NAME_LEN
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -134,7 +134,10 @@ fn device(c: &mut Checker<'_>, i: usize, d: &DeviceSpec) -> Device {
     if !valid_name(&d.name) {
         c.problem(
             at("name"),
-            format!("{:?}: a name is [a-z0-9_-]+, at most 12 characters", d.name),
+            format!(
+                "{:?}: a name is [a-z0-9_-]+, at most {MAX_NAME_LEN} characters",
+                d.name
+            ),
         );
     }
     if d.device_id == 0 {

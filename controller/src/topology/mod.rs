@@ -41,7 +41,7 @@ use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-pub use file::{NodeSpec, Role, TopologyFile};
+pub use file::{NodeSpec, Role, TopologyFile, MAX_NAME_LEN};
 pub use load::{Problem, TopologyError};
 pub use units::{Bandwidth, Delay, Size};
 
