@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod node;
 pub mod orchestrator;
 pub mod p4rt;
+pub mod routing;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
+pub mod topology;

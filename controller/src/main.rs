@@ -45,6 +45,8 @@ macro_rules! note {
     }};
 }
 
+mod topology_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "solyx",
@@ -102,6 +104,9 @@ enum Command {
     /// Run the controller over a topology: device sessions, pipelines,
     /// link discovery, the INT collector.
     Serve(ServeArgs),
+    /// Check, generate and convert topology files.
+    #[command(subcommand)]
+    Topology(topology_cmd::TopologyCommand),
 }
 
 #[derive(Args)]
@@ -330,6 +335,7 @@ async fn main() -> ExitCode {
         Command::P4rt(args) => p4rt(args).await,
         Command::Node(args) => node(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Topology(cmd) => topology_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
