@@ -18,6 +18,7 @@ APT_PACKAGES=(
     iproute2 iputils-ping ethtool tcpdump iperf3
     python3 python3-venv python3-pip
     mininet python3-yaml
+    cmake libclang-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

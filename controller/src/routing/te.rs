@@ -112,6 +112,9 @@ impl TeProblem {
 /// Shares that minimise the worst utilisation (see the module docs),
 /// starting from `start` when given (e.g. the weights in force), else
 /// from even shares.
+// TODO-perf: on the `te` benchmark this runs at 0.4-6x the speed of HiGHS
+// solving the exact LP, not the 100x wanted, and lands within 10% of its
+// optimum on 20 of 29 real instances (worst 1.165 on SNDlib pdh).
 #[must_use]
 pub fn optimise(p: &TeProblem, start: Option<&[Vec<f64>]>, cfg: &TeConfig) -> Vec<Vec<f64>> {
     let m = p.capacity.len().max(2);
