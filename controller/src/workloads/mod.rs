@@ -267,6 +267,9 @@ impl Workloads {
             _stop: stop,
         });
         if let Some(rt) = runtime {
+            // TODO-feature: the hosts are those of the topology at start;
+            // a host added to a reloaded topology is watched (and its
+            // declared block read) only after a restart.
             for host in inner.hosts.values() {
                 let Some(addr) = host.address.clone() else {
                     continue;
