@@ -71,6 +71,48 @@ pub struct TaskSpec {
     /// GPU model required, any when absent.
     #[serde(default)]
     pub gpu_model: Option<String>,
+    /// Traffic between the copies of this task on every step (the
+    /// scheduler keeps talkative copies close); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
+}
+
+/// How the copies of a task talk to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficPattern {
+    /// No traffic between copies.
+    None,
+    /// Ring all-reduce: copy i sends to copy i+1 (mod N).
+    RingAllreduce,
+    /// The first `servers` copies hold the model; every other copy pushes
+    /// gradients to and pulls weights from each of them.
+    ParameterServer,
+    /// Copy i sends activations to copy i+1 and gets gradients back.
+    Pipeline,
+}
+
+/// Traffic between the copies of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// The pattern.
+    pub pattern: TrafficPattern,
+    /// Model or activation bytes moved per step.
+    #[serde(default)]
+    pub bytes_per_step: u64,
+    /// Compute time of one step, in milliseconds (the rate the traffic is
+    /// offered at).
+    #[serde(default = "one_second_ms")]
+    #[schema(minimum = 1)]
+    pub step_time_ms: u64,
+    /// Parameter servers among the copies (`parameter_server` only).
+    #[serde(default = "one")]
+    pub servers: u32,
+}
+
+fn one_second_ms() -> u64 {
+    1000
 }
 
 fn one() -> u32 {
@@ -134,6 +176,29 @@ impl JobSpec {
                     format!("tasks[{i}].cpus"),
                     "a task needs at least one CPU or one GPU",
                 ));
+            }
+            if let Some(tr) = &t.traffic {
+                let at = |f: &str| format!("tasks[{i}].traffic.{f}");
+                if tr.pattern != TrafficPattern::None && tr.bytes_per_step == 0 {
+                    return Err(InvalidField::new(
+                        at("bytes_per_step"),
+                        "must be set for a traffic pattern",
+                    ));
+                }
+                if tr.step_time_ms == 0 {
+                    return Err(InvalidField::new(at("step_time_ms"), "must be at least 1"));
+                }
+                if tr.pattern == TrafficPattern::ParameterServer
+                    && (tr.servers == 0 || tr.servers >= t.replicas)
+                {
+                    return Err(InvalidField::new(
+                        at("servers"),
+                        format!(
+                            "{} servers need at least one worker among {} replicas",
+                            tr.servers, t.replicas
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

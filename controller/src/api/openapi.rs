@@ -7,7 +7,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{intents, network, workloads, ReloadReport};
-use crate::orchestrator::{Accelerators, Job, JobSpec, JobState, Node, Placement, TaskSpec};
+use crate::orchestrator::{
+    Accelerators, Job, JobSpec, JobState, Node, Placement, TaskSpec, Traffic, TrafficPattern,
+};
 use crate::state::{
     ConnectionState, Device, DeviceRole, Endpoint, Host, Intent, IntentSpec, IntentState,
     IntentStatus, Link, LinkState, LinkTelemetry, NextHop, Objective, PathSet, Port, PortCounters,
@@ -35,7 +37,7 @@ needs `Authorization: Bearer <token>`; errors share one JSON shape (ErrorBody)."
         ErrorBody, Device, DeviceRole, ConnectionState, Port, PortCounters, Endpoint, Link,
         LinkState, LinkTelemetry, Host, crate::state::Path, PathSet, Route, RouteMatch, NextHop,
         TelemetrySummary, Intent, IntentSpec, IntentStatus, IntentState, Objective, Node,
-        Accelerators, Job, JobSpec, JobState, TaskSpec, Placement, ReloadReport,
+        Accelerators, Job, JobSpec, JobState, TaskSpec, Traffic, TrafficPattern, Placement, ReloadReport,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

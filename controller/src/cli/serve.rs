@@ -22,7 +22,7 @@ pub struct ApiArgs {
 #[derive(Subcommand)]
 enum ApiCmd {
     /// Serve the REST API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI 3 document (`solyx api openapi > docs/openapi.json`).
     Openapi,
 }
@@ -55,6 +55,25 @@ pub struct ServeArgs {
     /// Fill the state with a small demo leaf-spine network.
     #[arg(long)]
     demo: bool,
+    /// Attach the orchestrator over this topology file: nodes from its
+    /// host devices' `node:` blocks and their agents, placement over its
+    /// paths (docs/orchestrator.md).
+    #[arg(long, env = "SOLYX_TOPOLOGY")]
+    topology: Option<PathBuf>,
+    /// SQLite file of the orchestrator's nodes, allocations and jobs
+    /// (default: solyx-orchestrator.db next to --db).
+    #[arg(long, env = "SOLYX_ORCHESTRATOR_DB", requires = "topology")]
+    orchestrator_db: Option<PathBuf>,
+}
+
+/// `--orchestrator-db`, or `solyx-orchestrator.db` in the folder of the
+/// state file.
+fn orchestrator_db(a: &ServeArgs) -> PathBuf {
+    a.orchestrator_db.clone().unwrap_or_else(|| {
+        a.db.parent()
+            .unwrap_or_else(|| std::path::Path::new(""))
+            .join("solyx-orchestrator.db")
+    })
 }
 
 /// `solyx api`.
@@ -67,7 +86,7 @@ pub async fn run(a: ApiArgs) -> Result<()> {
                 .context("writing the document")?;
             Ok(())
         }
-        ApiCmd::Serve(args) => serve(args).await,
+        ApiCmd::Serve(args) => serve(*args).await,
     }
 }
 
@@ -114,7 +133,19 @@ async fn serve(a: ServeArgs) -> Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let state = ApiState::new(store, auth, metrics.clone());
+    let mut state = ApiState::new(store, auth, metrics.clone());
+    // The network feed is kept alive with the server: this command runs
+    // no control loop, so the view stays the topology as declared.
+    let mut _network = None;
+    if let Some(topo_path) = &a.topology {
+        let topo = solyx::topology::Topology::load(topo_path)?;
+        let db = orchestrator_db(&a);
+        let (orchestrator, feed) =
+            solyx::workloads::start(&solyx::workloads::WorkloadsConfig::new(&db), &topo)?;
+        tracing::info!(topology = %topo_path.display(), db = %db.display(), "orchestrator attached");
+        state = state.with_orchestrator(orchestrator);
+        _network = Some(feed);
+    }
     let server = api::spawn(a.listen, api::router(state.clone()), tls)
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let metrics_server = match a.metrics_listen {
