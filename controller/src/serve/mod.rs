@@ -316,7 +316,6 @@ impl Controller {
     }
 
     /// The topology with its live link state, and the routes.
-    #[must_use]
     pub fn network(&self) -> std::sync::MutexGuard<'_, Network> {
         lock(&self.shared.net)
     }
