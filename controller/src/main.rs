@@ -164,6 +164,27 @@ struct ServeArgs {
     /// links; repeat it.
     #[arg(long = "probe-port")]
     probe_ports: Vec<u32>,
+    /// Telemetry period in milliseconds: link state from INT and a
+    /// balancing round this often.
+    #[arg(long, default_value_t = 1000)]
+    telemetry_period_ms: u64,
+    /// Serve the REST API (/v1, /metrics) over the live network here (port
+    /// 0 picks a free one; the address is printed on stdout).
+    #[arg(long, env = "SOLYX_API_LISTEN")]
+    api_listen: Option<std::net::SocketAddr>,
+    /// API token file: one `ROLE NAME TOKEN` per line (docs/api.md).
+    #[arg(long, env = "SOLYX_API_TOKENS_FILE", requires = "api_listen")]
+    tokens: Option<PathBuf>,
+    /// Serve the API without authentication (every caller is admin).
+    /// Loopback addresses only.
+    #[arg(long, requires = "api_listen")]
+    insecure_no_auth: bool,
+    /// SQLite file where intents persist [default: kept in memory].
+    #[arg(long, env = "SOLYX_STATE_DB", requires = "api_listen")]
+    state: Option<PathBuf>,
+    /// Also serve /metrics alone on this address (for Prometheus).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -420,6 +441,10 @@ async fn node_one(addr: &str, json: bool, watch: bool) -> Result<()> {
 
 /// Runs the controller until SIGINT or SIGTERM.
 async fn serve(args: ServeArgs) -> Result<()> {
+    use solyx::api;
+    use std::sync::Arc;
+
+    let metrics = Arc::new(solyx::metrics::Metrics::new());
     let mut config = solyx::serve::ServeConfig::new(args.topology);
     config.p4_dir = args.p4_dir;
     config.election_id = args.election_id;
@@ -427,14 +452,54 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.collector.sockets = args.int_sockets.max(1);
     config.probe_interval = args.probe_interval_ms.map(Duration::from_millis);
     config.probe_ports = args.probe_ports;
+    config.telemetry_period = Duration::from_millis(args.telemetry_period_ms.max(10));
+    config.metrics = metrics.clone();
+    // The API's checks come first: a bad token file stops nothing running.
+    let api = match args.api_listen {
+        Some(listen) => {
+            let auth =
+                cli::serve::load_auth(args.tokens.as_deref(), args.insecure_no_auth, listen)?;
+            let store = match &args.state {
+                Some(path) => solyx::state::StateStore::open(path)?,
+                None => solyx::state::StateStore::ephemeral()?,
+            };
+            let store = Arc::new(store.with_metrics(metrics.clone()));
+            config.store = Some(store.clone());
+            Some((listen, api::ApiState::new(store, auth, metrics.clone())))
+        }
+        None => None,
+    };
     let controller = solyx::serve::Controller::start(config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
+    let api = match api {
+        Some((listen, state)) => {
+            let server = api::spawn(listen, api::router(state), None)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(listen = %server.local_addr(), "API serving the live network");
+            // The address on stdout lets scripts start serve on port 0.
+            println!("http://{}", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let metrics_server = match args.metrics_listen {
+        Some(addr) => {
+            let handler = move || {
+                let m = metrics.clone();
+                async move { m.render() }
+            };
+            let app = axum::Router::new().route("/metrics", axum::routing::get(handler));
+            Some(api::spawn(addr, app, None).with_context(|| format!("cannot listen on {addr}"))?)
+        }
+        None => None,
+    };
+    cli::serve::stop_signal().await;
     tracing::info!("stopping");
+    if let Some(server) = api {
+        server.stop().await?;
+    }
+    if let Some(server) = metrics_server {
+        server.stop().await?;
+    }
     controller.shutdown().await;
     Ok(())
 }

@@ -51,6 +51,10 @@ pub struct Metrics {
     /// `solyx_reroute_events_total{reason}`: `link_down`, `congestion`,
     /// `intent` or `topology`.
     pub reroutes: IntCounterVec,
+    /// `solyx_reroute_duration_seconds{reason}`: from the event (link down,
+    /// telemetry snapshot, topology change) to the device acknowledging
+    /// the last write of the reroute.
+    pub reroute_duration: HistogramVec,
     /// `solyx_devices_connected{role}`: devices whose session is up.
     pub devices_connected: IntGaugeVec,
 }
@@ -181,6 +185,12 @@ impl Metrics {
                 &r,
                 "solyx_reroute_events_total",
                 "Times the routing engine changed paths or weights, by reason.",
+                &["reason"],
+            ),
+            reroute_duration: histogram(
+                &r,
+                "solyx_reroute_duration_seconds",
+                "Time from a routing event to the devices acknowledging the new weights, by reason.",
                 &["reason"],
             ),
             devices_connected,

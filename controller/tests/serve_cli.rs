@@ -119,7 +119,7 @@ async fn serve_brings_a_device_up_and_stops_on_sigterm() {
 fn a_bad_topology_is_refused_with_the_file_and_the_place() {
     let topology = tmp(
         "bad.yaml",
-        "devices:\n  - { name: s1, role: fabric, device_id: 1, address: \"127.0.0.1:1\" }\nlinks:\n  - [s1:1, s9:1]\n",
+        "name: bad\ndevices:\n  - { name: s1, role: fabric, device_id: 1, address: \"127.0.0.1:1\" }\nlinks:\n  - [s1:1, s9:1]\n",
     );
     let o = Command::new(env!("CARGO_BIN_EXE_solyx"))
         .current_dir(root())
@@ -131,6 +131,7 @@ fn a_bad_topology_is_refused_with_the_file_and_the_place() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&topology.display().to_string()), "{err}");
-    assert!(err.contains("links[0]: no device named \"s9\""), "{err}");
+    // File, line and column, then the field.
+    assert!(err.contains(":5:5: links[0].b: no device named \"s9\""), "{err}");
     let _ = std::fs::remove_file(topology);
 }

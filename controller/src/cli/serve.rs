@@ -90,7 +90,8 @@ pub async fn run(a: ApiArgs) -> Result<()> {
     }
 }
 
-async fn stop_signal() {
+/// Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -105,24 +106,34 @@ async fn stop_signal() {
     }
 }
 
-async fn serve(a: ServeArgs) -> Result<()> {
-    let source = auth::source_from(
-        a.tokens.as_deref(),
-        std::env::var(auth::TOKENS_ENV).ok(),
-        a.insecure_no_auth,
-    )
-    .map_err(anyhow::Error::msg)?;
-    if a.insecure_no_auth && !a.listen.ip().is_loopback() {
+/// Who may call an API listening on `listen`: tokens from `tokens` or
+/// the environment, or nobody checked (`insecure`, loopback only).
+///
+/// # Errors
+/// No token source, an unreadable or empty token list, or
+/// `--insecure-no-auth` on a non-loopback address.
+pub fn load_auth(
+    tokens: Option<&std::path::Path>,
+    insecure: bool,
+    listen: SocketAddr,
+) -> Result<Arc<auth::Auth>> {
+    let source = auth::source_from(tokens, std::env::var(auth::TOKENS_ENV).ok(), insecure)
+        .map_err(anyhow::Error::msg)?;
+    if insecure && !listen.ip().is_loopback() {
         anyhow::bail!(
-            "--insecure-no-auth on {} would let anyone who reaches it change intents: \
-             listen on a loopback address or give tokens",
-            a.listen
+            "--insecure-no-auth on {listen} would let anyone who reaches it change intents: \
+             listen on a loopback address or give tokens"
         );
     }
     let auth = Arc::new(auth::Auth::load(source)?);
     if !auth.disabled() && auth.is_empty() {
         anyhow::bail!("the token list is empty: every request would be refused");
     }
+    Ok(auth)
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let auth = load_auth(a.tokens.as_deref(), a.insecure_no_auth, a.listen)?;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(StateStore::open(&a.db)?.with_metrics(metrics.clone()));
     if a.demo {

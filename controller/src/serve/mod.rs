@@ -1,40 +1,49 @@
 //! `solyx serve`: the controller's runtime.
 //!
-//! From a topology file it starts, on one Tokio runtime:
+//! From a topology file (read by [`crate::topology`]) it starts, on one
+//! Tokio runtime:
 //!
-//! 1. one [`DeviceSession`] per device; each time the session becomes
-//!    primary, a bring-up step pushes the device's pipeline (P4Info from
-//!    `<p4-dir>/<pipeline>/<pipeline>.p4info.txtpb`; skipped when the
-//!    device already runs it), sets its INT switch ID and installs the
-//!    discovery punt rule;
+//! 1. one [`DeviceSession`] per device with an address; each time the
+//!    session becomes primary, a bring-up step pushes the device's
+//!    pipeline (P4Info from `<p4-dir>/<pipeline>/<pipeline>.p4info.txtpb`;
+//!    skipped when the device already runs it) and reconciles everything
+//!    the device should hold ([`program::desired`]): read, diff, write only
+//!    the difference;
 //! 2. link [`Discovery`] over the fabric devices;
 //! 3. the INT [`Collector`], with the topology's switch IDs mapped to
 //!    device IDs;
-//! 4. the link-state view ([`Controller::links`]) joining both, and a
-//!    task that hands link events to path computation.
+//! 4. the control loop ([`control`]): routes from [`crate::routing`] over
+//!    the topology, failover on a link down or a lost device, a balancing
+//!    round every telemetry period;
+//! 5. when a [`StateStore`] is given, the live network published into it
+//!    for the REST API, and intents read back from it.
 //!
-//! Path computation and the REST API plug in at the two places marked
-//! `HOOK` below: `on_link_event` (a link went up or down) and
-//! `on_telemetry` (every second, with fresh telemetry).
+//! `docs/control-loop.md` describes the loop and what it measures.
 
-pub mod topology_file;
+pub mod control;
+pub mod program;
+mod publish;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use solyx_p4runtime::P4InfoIndex;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
-use crate::discovery::{self, Discovery, DiscoveryConfig};
-use crate::linkstate::{self, LinkEvent, LinkView, PortId};
+use crate::discovery::{Discovery, DiscoveryConfig};
+use crate::linkstate::{self, LinkEvent, LinkKey, LinkView, PortId};
+use crate::metrics::Metrics;
 use crate::p4rt::{DeviceSession, Mastership, SessionConfig};
-use crate::telemetry::{Collector, CollectorConfig, TelemetrySnapshot, TelemetryStore};
-use topology_file::{Device, Role, Topology};
+use crate::routing::RoutingConfig;
+use crate::state::StateStore;
+use crate::telemetry::{Collector, CollectorConfig, TelemetryStore};
+use crate::topology::{Role, Topology};
+use control::{lock, Managed, Network, Programmed, RerouteRecord, Shared};
 
 /// How `serve` runs.
 #[derive(Clone, Debug)]
@@ -47,10 +56,19 @@ pub struct ServeConfig {
     pub election_id: u128,
     /// The INT collector.
     pub collector: CollectorConfig,
-    /// Probe period; default: the topology's `probe_interval`, else 100 ms.
+    /// Probe period; default: the topology's `probe_interval`.
     pub probe_interval: Option<Duration>,
     /// Ports probed on every fabric device besides those of declared links.
     pub probe_ports: Vec<PortId>,
+    /// How often telemetry feeds a balancing round. Default 1 s.
+    pub telemetry_period: Duration,
+    /// Routing settings (K, hysteresis, hold time, step).
+    pub routing: RoutingConfig,
+    /// Metrics the loop records (reroutes and their duration).
+    pub metrics: Arc<Metrics>,
+    /// Where the live network is published for the API (none: not
+    /// published).
+    pub store: Option<Arc<StateStore>>,
 }
 
 impl ServeConfig {
@@ -64,15 +82,18 @@ impl ServeConfig {
             collector: CollectorConfig::default(),
             probe_interval: None,
             probe_ports: Vec::new(),
+            telemetry_period: Duration::from_secs(1),
+            routing: RoutingConfig::default(),
+            metrics: Arc::new(Metrics::new()),
+            store: None,
         }
     }
 }
 
 /// The running controller.
 pub struct Controller {
-    topology: Topology,
-    sessions: Vec<DeviceSession>,
-    discovery: Discovery,
+    shared: Arc<Shared>,
+    discovery: Arc<Discovery>,
     collector: Arc<Collector>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -90,57 +111,69 @@ fn load_p4info(path: &Path) -> Result<Arc<P4InfoIndex>> {
     Ok(Arc::new(index))
 }
 
+/// What bring-up tells the loop.
+#[derive(Debug, Clone, Copy)]
+enum DeviceEvent {
+    /// Primary and programmed (position in `Shared::devices`).
+    Ready(usize),
+    /// No longer primary after having been.
+    Lost(usize),
+}
+
 impl Controller {
     /// Reads the topology and starts everything.
     ///
     /// # Errors
     ///
-    /// An unreadable topology or P4Info file, a bad device address, or a
-    /// collector address that cannot be bound.
+    /// An unreadable or invalid topology file (each problem with the file,
+    /// line and field), an unreadable P4Info file, a bad device address, or
+    /// a collector address that cannot be bound.
     pub async fn start(config: ServeConfig) -> Result<Self> {
-        let topology = Topology::load(&config.topology)?;
-        info!(name = %topology.name, devices = topology.devices.len(), "topology loaded");
+        let topo = Topology::load(&config.topology)?;
+        info!(name = %topo.name, devices = topo.devices().count(), "topology loaded");
+        let probe_interval = config.probe_interval.unwrap_or(topo.probe_interval);
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
 
         let mut pipelines: BTreeMap<String, Arc<P4InfoIndex>> = BTreeMap::new();
-        let mut sessions = Vec::new();
+        let mut devices = Vec::new();
         let mut fabric = Vec::new();
-        for device in &topology.devices {
-            let path = p4info_path(&config.p4_dir, &device.pipeline);
+        for (ix, device) in topo.devices() {
+            let Some(address) = device.address.clone() else {
+                warn!(device = %device.name, "no address in the topology; device left unmanaged");
+                continue;
+            };
             let index = match pipelines.get(&device.pipeline) {
                 Some(ix) => ix.clone(),
-                None => match load_p4info(&path) {
-                    Ok(ix) => {
-                        pipelines.insert(device.pipeline.clone(), ix.clone());
-                        ix
-                    }
-                    Err(e) => {
-                        // TODO-completeness: the solyx_host pipeline has no
-                        // P4Info yet; its devices are left alone until it does.
-                        error!(device = %device.name, "{e:#}; device left unmanaged");
-                        continue;
-                    }
-                },
+                None => {
+                    let path = p4info_path(&config.p4_dir, &device.pipeline);
+                    let ix = load_p4info(&path).with_context(|| {
+                        format!("device {}: pipeline {}", device.name, device.pipeline)
+                    })?;
+                    pipelines.insert(device.pipeline.clone(), ix.clone());
+                    ix
+                }
             };
             let session = DeviceSession::start(SessionConfig::new(
-                device.address.clone(),
+                address,
                 device.device_id,
                 config.election_id,
             ))
             .with_context(|| format!("device {}", device.name))?;
-            let span =
-                tracing::info_span!("device", name = %device.name, device_id = device.device_id);
-            tasks.push(tokio::spawn(
-                bring_up(session.clone(), device.clone(), index, shutdown.subscribe())
-                    .instrument(span),
-            ));
             if device.role == Role::Fabric {
                 fabric.push(session.clone());
             }
-            sessions.push(session);
+            devices.push(Managed {
+                ix,
+                name: device.name.clone(),
+                role: device.role,
+                session,
+                index,
+            });
         }
 
+        // Discovery probes the fabric: ports of declared fabric links and
+        // the extra probe ports.
         let mut ports: BTreeMap<u64, BTreeSet<PortId>> = BTreeMap::new();
         for s in &fabric {
             ports
@@ -148,27 +181,38 @@ impl Controller {
                 .or_default()
                 .extend(config.probe_ports.iter().copied());
         }
-        for l in &topology.links {
-            if let Some(p) = ports.get_mut(&l.src_device) {
+        let mut declared = Vec::new();
+        for (_, l) in topo.links() {
+            let (Some(a), Some(b)) = (topo.device(l.src), topo.device(l.dst)) else {
+                continue;
+            };
+            if a.role != Role::Fabric || b.role != Role::Fabric || !l.declared {
+                continue;
+            }
+            let key = LinkKey {
+                src_device: a.device_id,
+                src_port: l.src_port,
+                dst_device: b.device_id,
+                dst_port: l.dst_port,
+            };
+            declared.push(key);
+            if let Some(p) = ports.get_mut(&a.device_id) {
                 p.insert(l.src_port);
             }
         }
-        let discovery = Discovery::start(
+        let discovery = Arc::new(Discovery::start(
             fabric,
             DiscoveryConfig {
-                interval: config
-                    .probe_interval
-                    .or(topology.probe_interval)
-                    .unwrap_or(discovery::DEFAULT_INTERVAL),
+                interval: probe_interval,
                 ports,
-                declared: topology.links.clone(),
+                declared,
                 ..DiscoveryConfig::default()
             },
-        );
+        ));
 
         let mut store =
             TelemetryStore::new(config.collector.store.clone(), std::time::Instant::now());
-        for d in &topology.devices {
+        for (_, d) in topo.devices() {
             store.map_switch(d.switch_id, d.device_id);
         }
         let collector = Collector::bind_with_store(config.collector.clone(), store)
@@ -176,20 +220,70 @@ impl Controller {
             .context("starting the INT collector")?;
         let collector = Arc::new(collector);
 
-        tasks.push(tokio::spawn(route(
-            discovery.events(),
+        // A host's selector expands weights into slots: the weights of a
+        // group must sum to at most its maximum group size.
+        let mut routing = config.routing.clone();
+        let limit = pipelines
+            .values()
+            .filter_map(|ix| ix.action_profiles.by_name("path_selector"))
+            .filter_map(|p| u32::try_from(p.max_group_size).ok())
+            .filter(|n| *n > 0)
+            .min();
+        if let Some(limit) = limit.filter(|l| *l < routing.total_weight) {
+            routing.max_step = (routing.max_step * limit / routing.total_weight).max(1);
+            routing.total_weight = limit;
+            info!(
+                total_weight = limit,
+                max_step = routing.max_step,
+                "group weights scaled to the host selector's size"
+            );
+        }
+        let network = Network::new(topo, routing)?;
+        let shared = Arc::new(Shared {
+            net: Mutex::new(network),
+            devices,
+            metrics: config.metrics.clone(),
+            programmed: Mutex::new(BTreeMap::new()),
+            reroutes: Mutex::new(Vec::new()),
+        });
+        if let Some(store) = &config.store {
+            publish::devices(&shared, store);
+        }
+
+        let (device_tx, device_rx) = mpsc::unbounded_channel();
+        for (pos, m) in shared.devices.iter().enumerate() {
+            let span =
+                tracing::info_span!("device", name = %m.name, device_id = m.session.device_id());
+            tasks.push(tokio::spawn(
+                bring_up(
+                    shared.clone(),
+                    pos,
+                    device_tx.clone(),
+                    config.store.clone(),
+                    shutdown.subscribe(),
+                )
+                .instrument(span),
+            ));
+        }
+        tasks.push(tokio::spawn(run(
+            shared.clone(),
+            discovery.clone(),
             collector.clone(),
+            device_rx,
+            Settings {
+                period: config.telemetry_period,
+                grace: probe_interval * 30,
+                store: config.store.clone(),
+            },
             shutdown.subscribe(),
         )));
-        let controller = Self {
-            topology,
-            sessions,
+        Ok(Self {
+            shared,
             discovery,
             collector,
             shutdown,
             tasks,
-        };
-        Ok(controller)
+        })
     }
 
     /// Every link known to discovery or telemetry, with both views.
@@ -210,17 +304,32 @@ impl Controller {
         &self.collector
     }
 
-    /// The device sessions, in topology order (devices without a pipeline
-    /// file left out).
+    /// The device sessions, in topology order (devices without an
+    /// address left out).
     #[must_use]
-    pub fn sessions(&self) -> &[DeviceSession] {
-        &self.sessions
+    pub fn sessions(&self) -> Vec<DeviceSession> {
+        self.shared
+            .devices
+            .iter()
+            .map(|m| m.session.clone())
+            .collect()
     }
 
-    /// The topology as read.
+    /// The topology with its live link state, and the routes.
+    pub fn network(&self) -> std::sync::MutexGuard<'_, Network> {
+        lock(&self.shared.net)
+    }
+
+    /// The last reconciliation of every device, by name.
     #[must_use]
-    pub fn topology(&self) -> &Topology {
-        &self.topology
+    pub fn programmed(&self) -> BTreeMap<String, Programmed> {
+        lock(&self.shared.programmed).clone()
+    }
+
+    /// The reroutes so far, oldest first.
+    #[must_use]
+    pub fn reroutes(&self) -> Vec<RerouteRecord> {
+        lock(&self.shared.reroutes).clone()
     }
 
     /// Link ups and downs from now on.
@@ -235,35 +344,59 @@ impl Controller {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        for s in &self.sessions {
-            s.close();
+        for m in &self.shared.devices {
+            m.session.close();
         }
         if let Ok(collector) = Arc::try_unwrap(self.collector) {
             collector.shutdown().await;
         }
-        self.discovery.shutdown().await;
+        if let Ok(discovery) = Arc::try_unwrap(self.discovery) {
+            discovery.shutdown().await;
+        }
     }
 }
 
 /// Brings the device up each time this controller becomes its primary:
-/// pipeline, INT switch ID, discovery punt rule.
+/// pipeline, then everything it should hold (reconciled).
 async fn bring_up(
-    session: DeviceSession,
-    device: Device,
-    index: Arc<P4InfoIndex>,
+    shared: Arc<Shared>,
+    pos: usize,
+    events: mpsc::UnboundedSender<DeviceEvent>,
+    store: Option<Arc<StateStore>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let forever = Duration::from_secs(24 * 3600);
+    let m = &shared.devices[pos];
+    let mut was_up = false;
     loop {
         let primary = tokio::select! {
-            r = session.wait_for(forever, "primary", |m| *m == Mastership::Primary) => r.is_ok(),
+            r = m.session.wait_for(forever, "primary", |m| *m == Mastership::Primary) => r.is_ok(),
             _ = shutdown.changed() => return,
         };
         if !primary {
             continue;
         }
-        match configure(&session, &device, &index).await {
-            Ok(()) => info!("device configured"),
+        let configured = async {
+            let outcome = m
+                .session
+                .set_pipeline(m.index.p4info().clone(), Vec::new(), false)
+                .await?;
+            info!(?outcome, "pipeline");
+            if let Some(store) = &store {
+                let pipeline = m.index.p4info().pkg_info.as_ref().map(|p| p.name.clone());
+                let _ = store.set_device_pipeline(&m.name, pipeline);
+            }
+            let report = shared.reconcile(m).await?;
+            anyhow::Ok(report)
+        };
+        match configured.await {
+            Ok(report) => info!(
+                inserted = report.inserted,
+                modified = report.modified,
+                deleted = report.deleted,
+                failed = report.failed.len(),
+                "device configured"
+            ),
             Err(e) => {
                 warn!("bring-up failed, retrying: {e:#}");
                 tokio::select! {
@@ -272,92 +405,100 @@ async fn bring_up(
                 }
             }
         }
-        // HOOK(routing): reconcile the device's desired state (routes,
-        // groups, paths) here, after every (re)election.
+        if was_up {
+            let _ = events.send(DeviceEvent::Ready(pos));
+        }
+        was_up = true;
         tokio::select! {
-            _ = session.wait_for(forever, "loss of primary", |m| *m != Mastership::Primary) => {}
+            _ = m.session.wait_for(forever, "loss of primary", |m| *m != Mastership::Primary) => {}
             _ = shutdown.changed() => return,
         }
         warn!("no longer primary; waiting to be elected again");
+        let _ = events.send(DeviceEvent::Lost(pos));
     }
 }
 
-async fn configure(session: &DeviceSession, device: &Device, index: &P4InfoIndex) -> Result<()> {
-    let outcome = session
-        .set_pipeline(index.p4info().clone(), Vec::new(), false)
-        .await?;
-    info!(?outcome, pipeline = %device.pipeline, "pipeline");
-    if device.role != Role::Fabric {
-        return Ok(());
-    }
-    let set_id = index
-        .action("int_set_switch_id")?
-        .param("switch_id", device.switch_id)?
-        .build()?;
-    let default = index
-        .table_entry("int_switch_config")?
-        .as_default()
-        .action(set_id)?
-        .build()?;
-    for r in session.modify(vec![default]).await? {
-        r.context("setting the INT switch ID")?;
-    }
-    // TODO-robustness: the punt rule and the switch ID belong in the
-    // device's desired state, reconciled after every election, so that a
-    // device that lost its entries without a new election gets them back.
-    discovery::install_punt_rule(session).await?;
-    Ok(())
+/// How the loop runs.
+struct Settings {
+    /// Telemetry period.
+    period: Duration,
+    /// A declared fabric link discovery has not seen after this long is
+    /// treated as down.
+    grace: Duration,
+    /// Where the live network is published.
+    store: Option<Arc<StateStore>>,
 }
 
-/// Hands link events and, every second, telemetry to path computation.
-async fn route(
-    mut events: broadcast::Receiver<LinkEvent>,
+/// Hands link events, device events and, every period, telemetry to the
+/// routing state.
+async fn run(
+    shared: Arc<Shared>,
+    discovery: Arc<Discovery>,
     collector: Arc<Collector>,
+    mut devices: mpsc::UnboundedReceiver<DeviceEvent>,
+    settings: Settings,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut events = discovery.events();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(settings.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
+        tokio::select! {
+            e = events.recv() => match e {
+                Ok(LinkEvent::Down(key)) => shared.link_down(key).await,
+                Ok(LinkEvent::Up(key)) => shared.link_up(key).await,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "link events missed; taking link state from discovery");
+                    for d in discovery.links() {
+                        match d.status {
+                            linkstate::LinkStatus::Down => shared.link_down(d.link).await,
+                            linkstate::LinkStatus::Up => shared.link_up(d.link).await,
+                            linkstate::LinkStatus::DeclaredNotSeen => {}
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            d = devices.recv() => match d {
+                Some(DeviceEvent::Lost(pos)) => shared.device_lost(shared.devices[pos].ix).await,
+                Some(DeviceEvent::Ready(pos)) => {
+                    let seen: Vec<_> = discovery.links().iter().map(|d| (d.link, d.status)).collect();
+                    shared.device_back(shared.devices[pos].ix, &seen).await;
+                }
+                None => return,
+            },
             _ = tick.tick() => {
-                on_telemetry(&collector.snapshot());
-                continue;
+                let taken = Instant::now();
+                let snapshot = collector.snapshot();
+                if started.elapsed() > settings.grace {
+                    // Declared links no probe ever crossed do not carry
+                    // paths.
+                    for d in discovery.links() {
+                        if d.status == linkstate::LinkStatus::DeclaredNotSeen {
+                            shared.link_down(d.link).await;
+                        }
+                    }
+                }
+                shared.telemetry_round(&snapshot, taken).await;
+                if let Some(store) = &settings.store {
+                    publish::all(&shared, store, &discovery.links(), &snapshot);
+                    publish::intents(&shared, store).await;
+                }
             }
             _ = shutdown.changed() => return,
-        };
-        match event {
-            Ok(e) => on_link_event(e),
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!(
-                    missed = n,
-                    "link events missed; routing recomputes from the table"
-                );
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }
 
-/// HOOK(routing): a link went up or down. Path computation recomputes
-/// here: a link down is routed around at once.
-fn on_link_event(event: LinkEvent) {
-    // TODO-completeness: no path computation is wired in yet; the event is
-    // only logged.
-    info!(?event, "link event for routing");
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// HOOK(routing): fresh telemetry, every second, for draining congested
-/// links gradually.
-fn on_telemetry(snapshot: &TelemetrySnapshot) {
-    // TODO-completeness: no traffic engineering is wired in yet; the
-    // busiest link is only logged.
-    let busiest = snapshot
-        .links
-        .iter()
-        .filter_map(|l| l.queue_bytes.map(|q| (q.ewma, l.link)))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some((queue, link)) = busiest {
-        tracing::debug!(%link, queue_bytes = queue, links = snapshot.links.len(), "telemetry");
+    #[test]
+    fn the_defaults_balance_every_second() {
+        let c = ServeConfig::new("t.yaml");
+        assert_eq!(c.telemetry_period, Duration::from_secs(1));
+        assert!(c.store.is_none());
     }
 }

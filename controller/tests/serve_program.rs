@@ -1,0 +1,199 @@
+//! What `solyx serve` installs from a topology, and that a controller
+//! restart rewrites nothing that is already right.
+//!
+//! Four agents with the memory data plane (real gRPC, real P4Runtime
+//! server, no eBPF): two fabric switches joined by two parallel links and
+//! two hosts, so every pair of hosts has two labelled paths.
+//!
+//! ```text
+//!   h1 -1--1- s1 =2,3==1,2= s2 -3--1- h2
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use solyx::p4rt::{DeviceSession, SessionConfig};
+use solyx::serve::{Controller, ServeConfig};
+use solyx_agent::p4rt::{spawn_tcp, AgentService, MemoryDataplane, RunningServer, ServerConfig};
+use solyx_p4runtime::proto::p4::v1 as p4;
+use solyx_p4runtime::P4InfoIndex;
+
+async fn agent(device_id: u64) -> RunningServer {
+    let service = AgentService::new(
+        ServerConfig::new(device_id),
+        Arc::new(MemoryDataplane::new()),
+    );
+    spawn_tcp(service, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn p4_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4")
+}
+
+fn index(pipeline: &str) -> P4InfoIndex {
+    let path = p4_dir()
+        .join(pipeline)
+        .join(format!("{pipeline}.p4info.txtpb"));
+    P4InfoIndex::from_text(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn start(topology: &Path) -> Controller {
+    let mut config = ServeConfig::new(topology);
+    config.p4_dir = p4_dir();
+    config.collector.listen = "127.0.0.1:0".parse().unwrap();
+    config.election_id = 10;
+    // The memory data plane sends no probes anywhere: a long probe period
+    // keeps the declared links up for the whole test.
+    config.probe_interval = Some(Duration::from_secs(5));
+    Controller::start(config).await.expect("controller")
+}
+
+/// Waits until all four devices are reconciled.
+async fn programmed(
+    c: &Controller,
+) -> std::collections::BTreeMap<String, solyx::serve::control::Programmed> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = c.programmed();
+        if p.len() == 4 {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "only {p:?} programmed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn read_all(endpoint: &str, device_id: u64, ix: &P4InfoIndex) -> Vec<p4::Entity> {
+    let s = DeviceSession::start(SessionConfig::new(endpoint, device_id, 1)).unwrap();
+    s.wait_for(Duration::from_secs(10), "connection", |m| {
+        matches!(
+            m,
+            solyx::p4rt::Mastership::Backup { .. } | solyx::p4rt::Mastership::Primary
+        )
+    })
+    .await
+    .unwrap();
+    let profile = ix.action_profiles.by_name("path_selector").map(|p| p.id);
+    let mut want = vec![p4::Entity {
+        entity: Some(p4::entity::Entity::TableEntry(p4::TableEntry::default())),
+    }];
+    if let Some(id) = profile {
+        want.push(p4::Entity {
+            entity: Some(p4::entity::Entity::ActionProfileGroup(
+                p4::ActionProfileGroup {
+                    action_profile_id: id,
+                    ..Default::default()
+                },
+            )),
+        });
+        want.push(p4::Entity {
+            entity: Some(p4::entity::Entity::ActionProfileMember(
+                p4::ActionProfileMember {
+                    action_profile_id: id,
+                    ..Default::default()
+                },
+            )),
+        });
+    }
+    let got = s.read(want).await.unwrap();
+    s.close();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_programs_paths_and_a_restart_writes_nothing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let (s1, s2, h1, h2) = (
+        agent(1).await,
+        agent(2).await,
+        agent(101).await,
+        agent(102).await,
+    );
+    let dir = std::env::temp_dir().join(format!("solyx-serve-program-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topology = dir.join("two-paths.yaml");
+    std::fs::write(
+        &topology,
+        format!(
+            "name: two-paths\ndevices:\n\
+             \x20 - {{ name: s1, role: fabric, device_id: 1, address: \"{}\" }}\n\
+             \x20 - {{ name: s2, role: fabric, device_id: 2, address: \"{}\" }}\n\
+             \x20 - {{ name: h1, role: host, device_id: 101, ip: 10.0.0.1/24, address: \"{}\" }}\n\
+             \x20 - {{ name: h2, role: host, device_id: 102, ip: 10.0.0.2/24, address: \"{}\" }}\n\
+             links:\n  - [h1:1, s1:1]\n  - [s1:2, s2:1]\n  - [s1:3, s2:2]\n  - [s2:3, h2:1]\n",
+            s1.endpoint(),
+            s2.endpoint(),
+            h1.endpoint(),
+            h2.endpoint()
+        ),
+    )
+    .unwrap();
+
+    // 1. First start: everything is written.
+    let c = start(&topology).await;
+    let first = programmed(&c).await;
+    for (name, p) in &first {
+        assert!(p.inserted > 0 && p.failed == 0, "{name}: {p:?}");
+        assert_eq!(p.inserted + p.modified, p.desired, "{name}: {p:?}");
+    }
+    let hx = index("solyx_host");
+    let fx = index("solyx_fabric");
+    let held = read_all(h1.endpoint(), 101, &hx).await;
+    let groups: Vec<&p4::ActionProfileGroup> = held
+        .iter()
+        .filter_map(|e| match &e.entity {
+            Some(p4::entity::Entity::ActionProfileGroup(g)) => Some(g),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups.len(), 1, "one group towards h2: {held:#?}");
+    assert_eq!(groups[0].group_id, 102);
+    let weights: Vec<i32> = groups[0].members.iter().map(|m| m.weight).collect();
+    assert_eq!(
+        weights,
+        vec![8, 8],
+        "two paths, even weights summing to the selector size 16"
+    );
+    let route = hx.tables.by_name("host_route").unwrap().id;
+    assert_eq!(
+        held.iter()
+            .filter(|e| matches!(&e.entity, Some(p4::entity::Entity::TableEntry(t)) if t.table_id == route))
+            .count(),
+        1
+    );
+    let mpls = fx.tables.by_name("mpls_forward").unwrap().id;
+    for (server, id) in [(&s1, 1), (&s2, 2)] {
+        let held = read_all(server.endpoint(), id, &fx).await;
+        let labels = held
+            .iter()
+            .filter(|e| matches!(&e.entity, Some(p4::entity::Entity::TableEntry(t)) if t.table_id == mpls))
+            .count();
+        assert_eq!(labels, 4, "s{id}: two paths each way");
+    }
+    c.shutdown().await;
+
+    // 2. A restart over the same devices: read, compare, write nothing.
+    let c = start(&topology).await;
+    let second = programmed(&c).await;
+    for (name, p) in &second {
+        assert_eq!(
+            (p.inserted, p.modified, p.deleted, p.failed),
+            (0, 0, 0, 0),
+            "{name} rewritten after a restart: {p:?}"
+        );
+        assert_eq!(p.desired, first[name].desired);
+    }
+    c.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    for s in [s1, s2, h1, h2] {
+        s.stop().await.unwrap();
+    }
+}
