@@ -182,6 +182,11 @@ struct ServeArgs {
     /// SQLite file where intents persist [default: kept in memory].
     #[arg(long, env = "SOLYX_STATE_DB", requires = "api_listen")]
     state: Option<PathBuf>,
+    /// SQLite file of the orchestrator's nodes, allocations and jobs
+    /// [default: solyx-orchestrator.db next to --state; without --state,
+    /// a file in the temporary directory removed at stop].
+    #[arg(long, env = "SOLYX_ORCHESTRATOR_DB", requires = "api_listen")]
+    orchestrator_db: Option<PathBuf>,
     /// Also serve /metrics alone on this address (for Prometheus).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -445,7 +450,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     use std::sync::Arc;
 
     let metrics = Arc::new(solyx::metrics::Metrics::new());
-    let mut config = solyx::serve::ServeConfig::new(args.topology);
+    let mut config = solyx::serve::ServeConfig::new(args.topology.clone());
     config.p4_dir = args.p4_dir;
     config.election_id = args.election_id;
     config.collector.listen = args.int_listen;
@@ -455,6 +460,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.telemetry_period = Duration::from_millis(args.telemetry_period_ms.max(10));
     config.metrics = metrics.clone();
     // The API's checks come first: a bad token file stops nothing running.
+    let mut scratch_db: Option<PathBuf> = None;
     let api = match args.api_listen {
         Some(listen) => {
             let auth =
@@ -465,7 +471,34 @@ async fn serve(args: ServeArgs) -> Result<()> {
             };
             let store = Arc::new(store.with_metrics(metrics.clone()));
             config.store = Some(store.clone());
-            Some((listen, api::ApiState::new(store, auth, metrics.clone())))
+            // The orchestrator runs in the controller and places over the
+            // live link state (docs/orchestrator.md).
+            let (db, scratch) = match (&args.orchestrator_db, &args.state) {
+                (Some(db), _) => (db.clone(), false),
+                (None, Some(state)) => (
+                    state
+                        .parent()
+                        .unwrap_or_else(|| std::path::Path::new("."))
+                        .join("solyx-orchestrator.db"),
+                    false,
+                ),
+                (None, None) => (
+                    std::env::temp_dir()
+                        .join(format!("solyx-{}-orchestrator.db", std::process::id())),
+                    true,
+                ),
+            };
+            if scratch {
+                scratch_db = Some(db.clone());
+            }
+            let topo = solyx::topology::Topology::load(&args.topology)?;
+            let (orchestrator, feed) =
+                solyx::workloads::start(&solyx::workloads::WorkloadsConfig::new(&db), &topo)?;
+            tracing::info!(db = %db.display(), "orchestrator attached");
+            config.network_feed = Some(feed);
+            let state =
+                api::ApiState::new(store, auth, metrics.clone()).with_orchestrator(orchestrator);
+            Some((listen, state))
         }
         None => None,
     };
@@ -501,6 +534,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         server.stop().await?;
     }
     controller.shutdown().await;
+    if let Some(db) = scratch_db {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
     Ok(())
 }
 

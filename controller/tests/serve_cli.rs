@@ -132,6 +132,9 @@ fn a_bad_topology_is_refused_with_the_file_and_the_place() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&topology.display().to_string()), "{err}");
     // File, line and column, then the field.
-    assert!(err.contains(":5:5: links[0].b: no device named \"s9\""), "{err}");
+    assert!(
+        err.contains(":5:5: links[0].b: no device named \"s9\""),
+        "{err}"
+    );
     let _ = std::fs::remove_file(topology);
 }

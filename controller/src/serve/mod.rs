@@ -69,6 +69,9 @@ pub struct ServeConfig {
     /// Where the live network is published for the API (none: not
     /// published).
     pub store: Option<Arc<StateStore>>,
+    /// The orchestrator's view of the network, refreshed from the live
+    /// link state every telemetry period (none: no orchestrator).
+    pub network_feed: Option<crate::workloads::NetworkFeed>,
 }
 
 impl ServeConfig {
@@ -86,6 +89,7 @@ impl ServeConfig {
             routing: RoutingConfig::default(),
             metrics: Arc::new(Metrics::new()),
             store: None,
+            network_feed: None,
         }
     }
 }
@@ -274,6 +278,7 @@ impl Controller {
                 period: config.telemetry_period,
                 grace: probe_interval * 30,
                 store: config.store.clone(),
+                network_feed: config.network_feed.clone(),
             },
             shutdown.subscribe(),
         )));
@@ -427,6 +432,8 @@ struct Settings {
     grace: Duration,
     /// Where the live network is published.
     store: Option<Arc<StateStore>>,
+    /// The orchestrator's network view.
+    network_feed: Option<crate::workloads::NetworkFeed>,
 }
 
 /// Hands link events, device events and, every period, telemetry to the
@@ -484,6 +491,11 @@ async fn run(
                 if let Some(store) = &settings.store {
                     publish::all(&shared, store, &discovery.links(), &snapshot);
                     publish::intents(&shared, store).await;
+                }
+                if let Some(feed) = &settings.network_feed {
+                    // Placement reads the same link state the routes use.
+                    let topo = control::lock(&shared.net).topo.clone();
+                    feed.update_topology(&topo);
                 }
             }
             _ = shutdown.changed() => return,
