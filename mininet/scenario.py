@@ -126,6 +126,9 @@ class Controller:
                 "--p4-dir", os.path.join(ROOT, "p4"), "--int-listen", f"0.0.0.0:{int_port}",
                 "--probe-interval-ms", str(probe_ms)]
         self.missing = []
+        # TODO-completeness: the options are picked from `solyx serve --help`
+        # while serve grows its API and routing; once it has them all, pass
+        # them unconditionally and fail on a missing one.
         if "--api-listen" in self.flags:
             argv += ["--api-listen", api_listen]
             self.api = f"http://{api_listen}"
