@@ -149,6 +149,17 @@ def tbf_cmd(dev, rate):
             "rate", f"{rate}bit", "burst", str(burst), "limit", str(limit)]
 
 
+def host_mac(device_id):
+    """The controller's default host MAC (`Mac::for_device`): 02:53:00 + 24 bits of the ID."""
+    return "02:53:00:%02x:%02x:%02x" % ((device_id >> 16) & 0xFF, (device_id >> 8) & 0xFF, device_id & 0xFF)
+
+
+def port_mac(device_id, port):
+    """The controller's MAC of a fabric port (`Mac::for_port`): 02:53 + 16 bits of ID + 16 of port."""
+    return "02:53:%02x:%02x:%02x:%02x" % ((device_id >> 8) & 0xFF, device_id & 0xFF,
+                                          (port >> 8) & 0xFF, port & 0xFF)
+
+
 def agent_path():
     for cand in (os.environ.get("SOLYX_AGENT"),
                  os.path.join(ROOT, "target", "release", "solyx-agent"),
@@ -246,6 +257,7 @@ class Testbed:
         self.net = None
         self.procs = {}
         self.endpoints = {}
+        self.sockets = {}
         self.netem = kernel_has_netem()
 
     # Interface names live in the root namespace for switches, so they
@@ -299,21 +311,31 @@ class Testbed:
                               inNamespace=False)
             else:
                 net.addHost(name, cls=Host, ip=d["ip"] if "/" in str(d["ip"]) else f"{d['ip']}/24",
-                            mac=d.get("mac") or "02:00:00:%02x:%02x:%02x" % (
-                                (d["device_id"] >> 16) & 0xFF, (d["device_id"] >> 8) & 0xFF, d["device_id"] & 0xFF))
+                            mac=d.get("mac") or host_mac(d["device_id"]))
         for link in self.topo["links"]:
             (da, pa), (db, pb) = link["a"], link["b"]
             na, nb = self.intf_name(da, pa), self.intf_name(db, pb)
             for dev, name in ((da, na), (db, nb)):
                 if self.topo["devices"][dev]["role"] == "fabric":
                     self.state.add("links", name)
-            net.addLink(da, db, port1=pa, port2=pb, intfName1=na, intfName2=nb)
+            # Fabric ports carry the MAC the controller expects of them
+            # (hosts address their first hop with it); host ports get
+            # theirs from addHost.
+            macs = {}
+            for dev, port, key in ((da, pa, "addr1"), (db, pb, "addr2")):
+                dd = self.topo["devices"][dev]
+                if dd["role"] == "fabric":
+                    macs[key] = port_mac(dd["device_id"], port)
+                else:
+                    macs[key] = dd.get("mac") or host_mac(dd["device_id"])
+            net.addLink(da, db, port1=pa, port2=pb, intfName1=na, intfName2=nb, **macs)
         net.build()
         for host in net.hosts:
             # Each host is a shell holding its namespace; recorded so that a
             # crashed run's namespaces go too.
             self.state.add("pids", {"pid": host.pid, "prog": "bash", "name": host.name})
         self._shape()
+        self._host_routes()
         net.start()
         self._start_hosts()
         self._wait_ready()
@@ -337,6 +359,47 @@ class Testbed:
                 if link["delay_us"] and self.netem:
                     parent = "parent 5:1" if link["bandwidth"] else "root"
                     node.cmd(f"tc qdisc add dev {intf} {parent} handle 10: netem delay {link['delay_us']}us")
+
+    def first_hop(self, host):
+        """(host interface, MAC of the fabric port it is cabled to) of a host's lowest port."""
+        ends = []
+        for link in self.topo["links"]:
+            for mine, other in ((link["a"], link["b"]), (link["b"], link["a"])):
+                if mine[0] == host and self.topo["devices"][other[0]]["role"] == "fabric":
+                    ends.append((mine[1], other))
+        if not ends:
+            return None
+        port, (dev, dport) = min(ends)
+        return self.intf_name(host, port), port_mac(self.topo["devices"][dev]["device_id"], dport)
+
+    def _host_routes(self):
+        """Lets each host's kernel hand IPv4 for every other host to its fabric port.
+
+        The fabric answers no ARP, so every other host's address gets a
+        permanent neighbour entry with the first hop's MAC, and every other
+        subnet a route out of the host's port. The host pipeline (eBPF on
+        that port) then picks the path and pushes its label; without routes
+        from the controller the packet leaves unlabelled and the leaf drops it.
+        """
+        import ipaddress
+        hosts = {n: d for n, d in self.topo["devices"].items() if d["role"] == "host"}
+        for name, d in hosts.items():
+            hop = self.first_hop(name)
+            if hop is None:
+                continue
+            intf, mac = hop
+            node = self.net.get(name)
+            own = ipaddress.ip_interface(d["ip"] if "/" in str(d["ip"]) else f"{d['ip']}/24")
+            subnets = set()
+            for other, od in hosts.items():
+                if other == name:
+                    continue
+                addr = ipaddress.ip_interface(od["ip"] if "/" in str(od["ip"]) else f"{od['ip']}/24")
+                if addr.ip not in own.network:
+                    subnets.add(str(addr.network))
+                node.cmd(f"ip neigh replace {addr.ip} lladdr {mac} dev {intf} nud permanent")
+            for net in sorted(subnets):
+                node.cmd(f"ip route replace {net} dev {intf}")
 
     def _start_switch(self, sw):
         d = self.topo["devices"][sw.name]
@@ -379,39 +442,89 @@ class Testbed:
         agent = agent_path() if self.switch_kind == "solyx" else None
         if agent is None or not agent_has(agent, "host"):
             return
-        for name, d in self.topo["devices"].items():
-            if d["role"] != "host":
-                continue
+        pin_root = os.path.join(PIN_ROOT, f"solyx-{self.prefix}")
+        self.state.add("pins", pin_root)
+        hosts = [n for n, d in self.topo["devices"].items() if d["role"] == "host"]
+        for index, name in enumerate(hosts):
+            d = self.topo["devices"][name]
             node = self.net.get(name)
             ports = sorted(p for l in self.topo["links"] for dev, p in (l["a"], l["b"]) if dev == name)
-            address = d.get("address") or f"unix:{self.run_dir}/{name}.sock"
-            pin_root = os.path.join(PIN_ROOT, f"solyx-{self.prefix}")
+            # The agent runs in the root namespace and enters the host's
+            # with --netns (the way the agent asks for: `ip netns exec` or
+            # Mininet's mnexec would hide /sys/fs/bpf and its pins). Its
+            # gRPC listener then lives in the host's namespace too, so it
+            # serves on a Unix socket, which every namespace reaches.
+            sock = os.path.join(self.run_dir, f"{name}.sock")
             argv = [agent, "host", "--device-id", str(d["device_id"]), "--instance", name,
+                    "--netns", f"/proc/{node.pid}/ns/net", "--unix", sock,
                     "--state-dir", os.path.join(self.run_dir, "state", name), "--pin-root", pin_root]
             for p in ports:
                 argv += ["--port", f"{p}={self.intf_name(name, p)}"]
             if self.collector:
-                argv += ["--collector", self.collector]
-            if address.startswith("unix:"):
-                argv += ["--unix", address[len("unix:"):]]
+                argv += ["--collector", self._collector_for(name, index, node)]
+            self._spawn(name, argv, os.path.join(self.run_dir, f"{name}.log"))
+            address = d.get("address")
+            self.sockets[name] = f"unix:{sock}"
+            if address and not address.startswith("unix:"):
+                # The controller reaches the host at the file's address: a
+                # relay from that TCP address to the agent's socket.
+                host, _, port = address.rpartition(":")
+                relay = [shutil.which("socat") or "socat", f"TCP-LISTEN:{port},bind={host},reuseaddr,fork",
+                         f"UNIX-CONNECT:{sock}"]
+                if not shutil.which("socat"):
+                    raise TopologyError(f"{name}: socat is needed to relay {address} to the host agent "
+                                        "(apt-get install socat)")
+                self._spawn(f"{name}-relay", relay, os.path.join(self.run_dir, f"{name}-relay.log"))
+                self.endpoints[name] = address
             else:
-                argv += ["--grpc", address]
-            self._spawn(name, argv, os.path.join(self.run_dir, f"{name}.log"), node=node)
-            self.endpoints[name] = address
+                self.endpoints[name] = f"unix:{sock}"
+
+    def _collector_for(self, name, index, node):
+        """The collector address a host's agent sends Telemetry Reports to.
+
+        A collector on the root namespace's loopback (or any address) is out
+        of the host namespace's reach, so each host gets a management link
+        to the root namespace: `<prefix><host>-m` there, `<host>-m` in the
+        host, a link-local /30 (169.254.64.0/18), and the reports go to the
+        root end, where a collector listening on 0.0.0.0 receives them.
+        """
+        host, _, port = self.collector.rpartition(":")
+        if host not in ("127.0.0.1", "0.0.0.0", "localhost"):
+            return self.collector
+        root_end = f"{self.prefix}{name}-m"
+        host_end = f"{name}-m"
+        if len(root_end) > IFNAMSIZ:
+            raise TopologyError(f"management link name {root_end!r} is longer than {IFNAMSIZ} characters")
+        if index >= 64 * 64:
+            raise TopologyError("more than 4096 hosts: no management addresses left")
+        base = f"169.254.{64 + index // 64}"
+        root_ip, host_ip = f"{base}.{4 * (index % 64) + 1}", f"{base}.{4 * (index % 64) + 2}"
+        self.state.add("links", root_end)
+        subprocess.run(["ip", "link", "add", root_end, "type", "veth", "peer", "name", host_end,
+                        "netns", str(node.pid)], check=True, capture_output=True)
+        subprocess.run(["ip", "addr", "add", f"{root_ip}/30", "dev", root_end], check=True)
+        subprocess.run(["ip", "link", "set", root_end, "up"], check=True)
+        node.cmd(f"ip addr add {host_ip}/30 dev {host_end} && ip link set {host_end} up")
+        return f"{root_ip}:{port}"
 
     def _wait_ready(self, timeout=20.0):
         deadline = time.time() + timeout
         for name, address in self.endpoints.items():
-            while True:
-                proc = self.procs[name]
-                if proc.poll() is not None:
-                    raise TopologyError(f"{name}: agent exited with {proc.returncode}; see "
-                                        f"{os.path.join(self.run_dir, name + '.log')}")
-                if endpoint_up(address):
-                    break
-                if time.time() > deadline:
-                    raise TopologyError(f"{name}: no P4Runtime server at {address} after {timeout:.0f} s")
-                time.sleep(0.05)
+            # A relayed host answers on its socket first, then on the relay.
+            for address in dict.fromkeys((self.sockets.get(name, address), address)):
+                self._wait_endpoint(name, address, deadline, timeout)
+
+    def _wait_endpoint(self, name, address, deadline, timeout):
+        while True:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise TopologyError(f"{name}: agent exited with {proc.returncode}; see "
+                                    f"{os.path.join(self.run_dir, name + '.log')}")
+            if endpoint_up(address):
+                return
+            if time.time() > deadline:
+                raise TopologyError(f"{name}: no P4Runtime server at {address} after {timeout:.0f} s")
+            time.sleep(0.05)
 
     def _stop_process(self, name):
         proc = self.procs.pop(name, None)

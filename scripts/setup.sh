@@ -17,7 +17,7 @@ APT_PACKAGES=(
     build-essential pkg-config clang llvm libelf-dev
     iproute2 iputils-ping ethtool tcpdump iperf3
     python3 python3-venv python3-pip
-    mininet python3-yaml
+    mininet python3-yaml socat
     cmake libclang-dev
 )
 missing=()

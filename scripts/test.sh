@@ -47,6 +47,12 @@ step "Mininet testbed"
 SOLYX_AGENT="$PWD/target/debug/solyx-agent" /usr/bin/python3 mininet/tests/test_solyx_net.py 2>&1 \
     | tee -a target/test-output.txt
 
+step "Main job end to end (leaf-spine testbed, solyx serve, goals)"
+# The shortened main scenario: reachability, rebalancing gain, failover
+# time, and nothing left behind after a clean stop or a SIGKILL.
+SOLYX_AGENT="$PWD/target/debug/solyx-agent" SOLYX="$PWD/target/debug/solyx" \
+    timeout 600 /usr/bin/python3 mininet/tests/test_main_scenario.py 2>&1 | tee -a target/test-output.txt
+
 # One closing line for the whole run: the sum over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt

@@ -95,8 +95,9 @@ class Testbed(unittest.TestCase):
     def test_build_shape_and_clean_stop(self):
         tb = solyx_net.Testbed(LINE, prefix=PREFIX, run_dir=self.run_dir, log=lambda _: None)
         with tb:
-            # Every fabric device runs an agent that answers on its address.
-            for name in ("tla", "tlb"):
+            # Every device runs an agent that answers on its address (the
+            # hosts' on a Unix socket: they have no address in the file).
+            for name in ("tla", "tlb", "th1", "th2"):
                 self.assertTrue(solyx_net.endpoint_up(tb.endpoints[name]), name)
             # Switch-side interfaces exist, carry the eBPF pipeline and the
             # file's rates (50 Mbit/s by default, 20 Mbit/s on th2's link).
@@ -113,7 +114,9 @@ class Testbed(unittest.TestCase):
             # Hosts have their addresses in their own namespaces.
             self.assertIn("10.77.0.1", tb.net.get("th1").cmd("ip -4 addr show dev th1-1"))
             pins = os.path.join(solyx_net.PIN_ROOT, f"solyx-{PREFIX}")
-            self.assertEqual(sorted(os.listdir(pins)), ["tla", "tlb"])
+            self.assertEqual(sorted(os.listdir(pins)), ["th1", "th2", "tla", "tlb"])
+            # Host kernels hand the other host's address to the first hop.
+            self.assertIn("PERMANENT", tb.net.get("th1").cmd("ip neigh show 10.77.0.2"))
             pids = [p.pid for p in tb.procs.values()]
         # After the stop: no links, no pins, no agent processes.
         self.assertEqual(links_with_prefix(PREFIX), [])

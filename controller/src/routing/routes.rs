@@ -29,6 +29,11 @@ pub struct RoutingConfig {
     pub max_step: u32,
     /// The optimiser.
     pub te: TeConfig,
+    /// A new group puts all its weight on its first path instead of
+    /// spreading it evenly: every pair starts on one path, as flows do
+    /// when a static ECMP hash lands them together. For demonstrations
+    /// and tests of balancing; failover and balancing work as usual.
+    pub start_on_first_path: bool,
 }
 
 impl Default for RoutingConfig {
@@ -40,6 +45,7 @@ impl Default for RoutingConfig {
             hold: Duration::from_secs(5),
             max_step: 20,
             te: TeConfig::default(),
+            start_on_first_path: false,
         }
     }
 }
@@ -188,6 +194,10 @@ impl Routes {
                 .collect();
             let shares = if kept.iter().sum::<f64>() > 0.0 {
                 kept
+            } else if self.config.start_on_first_path {
+                (0..paths.len())
+                    .map(|i| if i == 0 { 1.0 } else { 0.0 })
+                    .collect()
             } else {
                 vec![1.0; paths.len()]
             };
@@ -438,5 +448,47 @@ impl Routes {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf_spine() -> Topology {
+        Topology::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topologies/leaf-spine.yaml"
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn start_on_first_path_puts_every_group_on_one_path() {
+        let topo = leaf_spine();
+        let edges = topo.edge_devices();
+        let mut even = Routes::new(RoutingConfig::default());
+        even.recompute(&topo, &edges).unwrap();
+        let config = RoutingConfig {
+            start_on_first_path: true,
+            ..RoutingConfig::default()
+        };
+        let mut first = Routes::new(config);
+        first.recompute(&topo, &edges).unwrap();
+        let h1 = topo.device_ix("h1").unwrap();
+        let h3 = topo.device_ix("h3").unwrap();
+        let g = even.group(h1, h3).unwrap();
+        assert!(g.paths.len() >= 2, "two spines give two paths");
+        assert!(g.weights.iter().all(|w| *w > 0), "{:?}", g.weights);
+        for g in first.groups() {
+            assert_eq!(g.weights[0], 100, "{:?}", g.weights);
+            assert!(g.weights[1..].iter().all(|w| *w == 0));
+        }
+        // Failover still moves the weight off a failed first path.
+        let g = first.group(h1, h3).unwrap();
+        let updates = first.failover(&topo, Failure::Link(g.paths[0].links[1]));
+        let u = updates.iter().find(|u| u.src == h1 && u.dst == h3).unwrap();
+        assert_eq!(u.weights[0], 0);
+        assert_eq!(u.weights.iter().sum::<u32>(), 100);
     }
 }
