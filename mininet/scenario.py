@@ -111,44 +111,28 @@ def fmt(value, unit="", digits=1):
 
 
 class Controller:
-    """`solyx serve` over the topology, started with the options this build has."""
+    """`solyx serve` over the topology, with its API, a fresh admin token and a state file."""
 
     def __init__(self, tb, topology, run_dir, api_listen, int_port, probe_ms):
         self.tb = tb
         self.solyx = solyx_path()
-        help_text = subprocess.run([self.solyx, "serve", "--help"], capture_output=True,
-                                   text=True).stdout
-        self.flags = set(re.findall(r"--[a-z0-9-]+", help_text))
         self.log_path = os.path.join(run_dir, "controller.log")
         self.api = None
         self.token = None
         argv = [self.solyx, "serve", "--topology", topology, "--log-format", "json",
                 "--p4-dir", os.path.join(ROOT, "p4"), "--int-listen", f"0.0.0.0:{int_port}",
                 "--probe-interval-ms", str(probe_ms)]
-        self.missing = []
-        # TODO-completeness: the options are picked from `solyx serve --help`
-        # while serve grows its API and routing; once it has them all, pass
-        # them unconditionally and fail on a missing one.
-        if "--api-listen" in self.flags:
-            argv += ["--api-listen", api_listen]
-            self.api = f"http://{api_listen}"
-            if "--tokens" in self.flags:
-                self.token = secrets.token_hex(16)
-                tokens = os.path.join(run_dir, "tokens")
-                with open(tokens, "w") as f:
-                    f.write(f"admin main {self.token}\n")
-                os.chmod(tokens, 0o600)
-                argv += ["--tokens", tokens]
-            elif "--insecure-no-auth" in self.flags:
-                argv += ["--insecure-no-auth"]
-            if "--db" in self.flags:
-                argv += ["--db", os.path.join(run_dir, "solyx-state.db")]
-        else:
-            self.missing.append("--api-listen (no REST API, no /metrics)")
-        if "--start-on-first-path" in self.flags:
-            argv += ["--start-on-first-path"]
-        else:
-            self.missing.append("--start-on-first-path (RoutingConfig::start_on_first_path)")
+        self.api = f"http://{api_listen}"
+        self.token = secrets.token_hex(16)
+        tokens = os.path.join(run_dir, "tokens")
+        with open(tokens, "w") as f:
+            f.write(f"admin main {self.token}\n")
+        os.chmod(tokens, 0o600)
+        argv += ["--api-listen", api_listen, "--tokens", tokens,
+                 "--state", os.path.join(run_dir, "solyx-state.db"),
+                 # Every group starts on its first path, as an unlucky ECMP
+                 # hash would put them: the collision step 2 resolves.
+                 "--start-on-first-path"]
         self.argv = argv
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -326,8 +310,6 @@ class Scenario:
                               a.probe_interval_ms)
         print(" ".join(self.ctl.argv), flush=True)
         print(f"log: {self.ctl.log_path}", flush=True)
-        for m in self.ctl.missing:
-            print(f"this solyx serve has no {m}", flush=True)
         devices = len(self.tb.topo["devices"])
         fabric_links = sum(1 for l in self.tb.topo["links"]
                            if all(self.tb.topo["devices"][d]["role"] == "fabric" for d in (l["a"][0], l["b"][0])))

@@ -445,7 +445,7 @@ class Testbed:
         pin_root = os.path.join(PIN_ROOT, f"solyx-{self.prefix}")
         self.state.add("pins", pin_root)
         hosts = [n for n, d in self.topo["devices"].items() if d["role"] == "host"]
-        for index, name in enumerate(hosts):
+        for name in hosts:
             d = self.topo["devices"][name]
             node = self.net.get(name)
             ports = sorted(p for l in self.topo["links"] for dev, p in (l["a"], l["b"]) if dev == name)
@@ -461,7 +461,7 @@ class Testbed:
             for p in ports:
                 argv += ["--port", f"{p}={self.intf_name(name, p)}"]
             if self.collector:
-                argv += ["--collector", self._collector_for(name, index, node)]
+                argv += ["--collector", self._collector_for()]
             self._spawn(name, argv, os.path.join(self.run_dir, f"{name}.log"))
             address = d.get("address")
             self.sockets[name] = f"unix:{sock}"
@@ -479,33 +479,17 @@ class Testbed:
             else:
                 self.endpoints[name] = f"unix:{sock}"
 
-    def _collector_for(self, name, index, node):
+    def _collector_for(self):
         """The collector address a host's agent sends Telemetry Reports to.
 
-        A collector on the root namespace's loopback (or any address) is out
-        of the host namespace's reach, so each host gets a management link
-        to the root namespace: `<prefix><host>-m` there, `<host>-m` in the
-        host, a link-local /30 (169.254.64.0/18), and the reports go to the
-        root end, where a collector listening on 0.0.0.0 receives them.
+        The agent opens its report socket before it enters the host's
+        namespace, so a collector on the machine's loopback is reachable as
+        it is; a wildcard listen address stands for loopback.
         """
         host, _, port = self.collector.rpartition(":")
-        if host not in ("127.0.0.1", "0.0.0.0", "localhost"):
-            return self.collector
-        root_end = f"{self.prefix}{name}-m"
-        host_end = f"{name}-m"
-        if len(root_end) > IFNAMSIZ:
-            raise TopologyError(f"management link name {root_end!r} is longer than {IFNAMSIZ} characters")
-        if index >= 64 * 64:
-            raise TopologyError("more than 4096 hosts: no management addresses left")
-        base = f"169.254.{64 + index // 64}"
-        root_ip, host_ip = f"{base}.{4 * (index % 64) + 1}", f"{base}.{4 * (index % 64) + 2}"
-        self.state.add("links", root_end)
-        subprocess.run(["ip", "link", "add", root_end, "type", "veth", "peer", "name", host_end,
-                        "netns", str(node.pid)], check=True, capture_output=True)
-        subprocess.run(["ip", "addr", "add", f"{root_ip}/30", "dev", root_end], check=True)
-        subprocess.run(["ip", "link", "set", root_end, "up"], check=True)
-        node.cmd(f"ip addr add {host_ip}/30 dev {host_end} && ip link set {host_end} up")
-        return f"{root_ip}:{port}"
+        if host in ("0.0.0.0", "localhost", ""):
+            return f"127.0.0.1:{port}"
+        return self.collector
 
     def _wait_ready(self, timeout=20.0):
         deadline = time.time() + timeout

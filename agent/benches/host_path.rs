@@ -334,12 +334,10 @@ fn run(quick: bool) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 let collector = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
                 let rings = host.open_sink(64).map_err(|e| e.to_string())?;
-                let exporter = SinkExporter::start(
-                    rings,
-                    2,
-                    collector.local_addr().map_err(|e| e.to_string())?,
-                )
-                .map_err(|e| e.to_string())?;
+                let socket =
+                    SinkExporter::connect(collector.local_addr().map_err(|e| e.to_string())?)
+                        .map_err(|e| e.to_string())?;
+                let exporter = SinkExporter::start(rings, 2, socket).map_err(|e| e.to_string())?;
                 Ok((host, exporter, collector))
             },
         )?;

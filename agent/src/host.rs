@@ -98,6 +98,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// # Errors
 /// See [`SwitchError`].
 pub fn start(config: &SwitchConfig, options: &HostOptions) -> Result<HostNode, SwitchError> {
+    start_with_report_socket(config, options, None)
+}
+
+/// [`start`], sending the Telemetry Reports out of `report_socket` when
+/// given (opened with [`SinkExporter::connect`], possibly in another
+/// network namespace) instead of a socket opened here.
+///
+/// # Errors
+/// See [`SwitchError`].
+pub fn start_with_report_socket(
+    config: &SwitchConfig,
+    options: &HostOptions,
+    report_socket: Option<std::net::UdpSocket>,
+) -> Result<HostNode, SwitchError> {
     let locks = InstanceLocks::take(config)?;
     let gap = u64::try_from(options.flowlet_gap.as_nanos()).unwrap_or(u64::MAX);
     let dataplane = Arc::new(EbpfHostDataplane::start_with(
@@ -116,8 +130,14 @@ pub fn start(config: &SwitchConfig, options: &HostOptions) -> Result<HostNode, S
     let exporter = match options.collector {
         Some(collector) => {
             let rings = dataplane.with_host(|h| h.open_sink(SINK_PAGES))?;
+            let socket = match report_socket {
+                Some(s) => s,
+                None => {
+                    SinkExporter::connect(collector).map_err(|e| io("INT report exporter", e))?
+                }
+            };
             Some(
-                SinkExporter::start(rings, node_id, collector)
+                SinkExporter::start(rings, node_id, socket)
                     .map_err(|e| io("INT report exporter", e))?,
             )
         }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use solyx_agent::ebpf::PortSpec;
+use solyx_agent::ebpf::{PortSpec, SinkExporter};
 use solyx_agent::host::{self, HostOptions};
 use solyx_agent::node::{self, NodeArgs, NodeService};
 use solyx_agent::p4rt::{
@@ -361,12 +361,13 @@ async fn host(
     node_args: NodeArgs,
     tls: TlsArgs,
     options: HostOptions,
+    report_socket: Option<std::net::UdpSocket>,
 ) -> ExitCode {
     let tls = match tls.load() {
         Ok(t) => t,
         Err(e) => return startup_failure(&e),
     };
-    let started = match host::start(&config, &options) {
+    let started = match host::start_with_report_socket(&config, &options, report_socket) {
         Ok(h) => h,
         Err(e) => {
             error!(error = %e, "cannot start the host pipeline");
@@ -558,6 +559,18 @@ fn main() -> ExitCode {
         Command::Host(args) => {
             let mut node_args = args.device.node.clone();
             let tls = args.device.tls.clone();
+            // Opened before entering the host's namespace, the report
+            // socket reaches a collector on this machine's loopback.
+            let report_socket = match args.collector.map(SinkExporter::connect).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "solyx-agent host: cannot open the report socket to {:?}: {e}",
+                        args.collector
+                    );
+                    return ExitCode::from(2);
+                }
+            };
             match switch_config(args.device) {
                 Ok(config) => {
                     node_args.declare.clone_from(&config.declare);
@@ -571,6 +584,7 @@ fn main() -> ExitCode {
                             probe_rate: args.probe_rate,
                             flowlet_gap: args.flowlet_gap,
                         },
+                        report_socket,
                     )
                 }
                 Err(e) => {
@@ -598,8 +612,8 @@ fn main() -> ExitCode {
             runtime.block_on(switch(config, node_args, tls))
         }
         Resolved::Node(args) => runtime.block_on(node(args)),
-        Resolved::Host(config, node_args, tls, options) => {
-            runtime.block_on(host(config, node_args, tls, options))
+        Resolved::Host(config, node_args, tls, options, socket) => {
+            runtime.block_on(host(config, node_args, tls, options, socket))
         }
     }
 }
@@ -609,5 +623,11 @@ enum Resolved {
     Serve(ServeArgs),
     Switch(SwitchConfig, NodeArgs, TlsArgs),
     Node(NodeCommandArgs),
-    Host(SwitchConfig, NodeArgs, TlsArgs, HostOptions),
+    Host(
+        SwitchConfig,
+        NodeArgs,
+        TlsArgs,
+        HostOptions,
+        Option<std::net::UdpSocket>,
+    ),
 }

@@ -190,6 +190,11 @@ struct ServeArgs {
     /// Also serve /metrics alone on this address (for Prometheus).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Start every group with all its weight on its first path, as an
+    /// unlucky ECMP hash would, and let telemetry spread it (a way to
+    /// show rebalancing; failover still moves weight off failed paths).
+    #[arg(long)]
+    start_on_first_path: bool,
 }
 
 #[derive(Args)]
@@ -459,6 +464,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.probe_ports = args.probe_ports;
     config.telemetry_period = Duration::from_millis(args.telemetry_period_ms.max(10));
     config.metrics = metrics.clone();
+    config.routing.start_on_first_path = args.start_on_first_path;
     // The API's checks come first: a bad token file stops nothing running.
     let mut scratch_db: Option<PathBuf> = None;
     let api = match args.api_listen {

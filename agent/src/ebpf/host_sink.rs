@@ -58,16 +58,14 @@ impl Drop for SinkExporter {
 }
 
 impl SinkExporter {
-    /// Starts reading `rings` and sending reports from node `node_id` to
-    /// `collector`.
+    /// Opens the UDP socket reports go out of, connected to `collector`,
+    /// in the calling thread's network namespace. A socket keeps the
+    /// namespace it was opened in: opened before the agent enters a host's
+    /// namespace, it reaches a collector on the machine's loopback.
     ///
     /// # Errors
-    /// The UDP socket could not be opened or the thread not started.
-    pub fn start(
-        rings: Vec<PerfEventArrayBuffer<MapData>>,
-        node_id: u32,
-        collector: SocketAddr,
-    ) -> std::io::Result<Self> {
+    /// The socket could not be opened or connected.
+    pub fn connect(collector: SocketAddr) -> std::io::Result<UdpSocket> {
         let bind: SocketAddr = if collector.is_ipv4() {
             "0.0.0.0:0".parse().map_err(std::io::Error::other)?
         } else {
@@ -75,6 +73,19 @@ impl SinkExporter {
         };
         let socket = UdpSocket::bind(bind)?;
         socket.connect(collector)?;
+        Ok(socket)
+    }
+
+    /// Starts reading `rings` and sending reports from node `node_id` on
+    /// `socket` (see [`SinkExporter::connect`]).
+    ///
+    /// # Errors
+    /// The thread could not be started.
+    pub fn start(
+        rings: Vec<PerfEventArrayBuffer<MapData>>,
+        node_id: u32,
+        socket: UdpSocket,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SinkStats::default());
         let (flag, counts) = (stop.clone(), stats.clone());

@@ -54,7 +54,7 @@ fn accelerator_kind(host: &str, kind: &str) -> Option<AcceleratorKind> {
         "tpu" => Some(AcceleratorKind::Tpu),
         "fpga" => Some(AcceleratorKind::Fpga),
         other => {
-            // TODO-feature: the scheduler knows TPUs and FPGAs only; other
+            // TODO-completeness: the scheduler knows TPUs and FPGAs only; other
             // accelerator kinds are left out of the inventory.
             tracing::warn!(
                 node = host,

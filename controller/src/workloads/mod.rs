@@ -267,7 +267,7 @@ impl Workloads {
             _stop: stop,
         });
         if let Some(rt) = runtime {
-            // TODO-feature: the hosts are those of the topology at start;
+            // TODO-completeness: the hosts are those of the topology at start;
             // a host added to a reloaded topology is watched (and its
             // declared block read) only after a restart.
             for host in inner.hosts.values() {
@@ -595,7 +595,7 @@ impl Workloads {
             job: Job {
                 id,
                 spec: spec.clone(),
-                // TODO-feature: no executor starts the tasks yet; "running"
+                // TODO-completeness: no executor starts the tasks yet; "running"
                 // means placed and granted.
                 state: JobState::Running,
                 reason: None,
