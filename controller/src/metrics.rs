@@ -228,6 +228,23 @@ impl Metrics {
         self.link_loss.with_label_values(&[id]).set(t.loss);
     }
 
+    /// Brings `solyx_int_reports_total` up to the collector's counts:
+    /// `accepted` reports and every rejection reason. Counts only grow, so
+    /// each call adds what arrived since the last one.
+    pub fn observe_reports(&self, counts: &crate::telemetry::ReportCounters) {
+        let catch_up = |result: &str, total: u64| {
+            let c = self.int_reports.with_label_values(&[result]);
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
+        };
+        catch_up("accepted", counts.reports);
+        for (reason, n) in &counts.rejected {
+            catch_up(reason, *n);
+        }
+    }
+
     /// Records one P4Runtime RPC.
     pub fn observe_p4rt_rpc(&self, device: &str, rpc: &str, code: tonic::Code, seconds: f64) {
         let code = if code == tonic::Code::Ok {

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use solyx::metrics::Metrics;
 use solyx::p4rt::{DeviceSession, SessionConfig};
 use solyx::serve::{Controller, ServeConfig};
 use solyx_agent::p4rt::{spawn_tcp, AgentService, MemoryDataplane, RunningServer, ServerConfig};
@@ -43,7 +44,12 @@ fn index(pipeline: &str) -> P4InfoIndex {
 }
 
 async fn start(topology: &Path) -> Controller {
+    start_with(topology, ServeConfig::new(topology).metrics).await
+}
+
+async fn start_with(topology: &Path, metrics: Arc<Metrics>) -> Controller {
     let mut config = ServeConfig::new(topology);
+    config.metrics = metrics;
     config.p4_dir = p4_dir();
     config.collector.listen = "127.0.0.1:0".parse().unwrap();
     config.election_id = 10;
@@ -138,11 +144,62 @@ async fn serve_programs_paths_and_a_restart_writes_nothing() {
     .unwrap();
 
     // 1. First start: everything is written.
-    let c = start(&topology).await;
+    let metrics = Arc::new(Metrics::new());
+    let c = start_with(&topology, metrics.clone()).await;
     let first = programmed(&c).await;
     for (name, p) in &first {
         assert!(p.inserted > 0 && p.failed == 0, "{name}: {p:?}");
         assert_eq!(p.inserted + p.modified, p.desired, "{name}: {p:?}");
+        // The metrics count every update that reached the device.
+        let written = metrics
+            .p4rt_updates
+            .with_label_values(&[name.as_str(), "ok"])
+            .get();
+        assert_eq!(written, (p.inserted + p.modified) as u64, "{name}: {p:?}");
+        assert_eq!(
+            metrics
+                .p4rt_rpcs
+                .with_label_values(&[name.as_str(), "SetForwardingPipelineConfig", "ok"])
+                .get(),
+            1,
+            "{name}: one pipeline push"
+        );
+    }
+    // Every period the loop counts the sessions that are up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metrics.devices_connected.with_label_values(&["host"]).get() < 2 {
+        assert!(Instant::now() < deadline, "{}", metrics.render());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        metrics
+            .devices_connected
+            .with_label_values(&["fabric"])
+            .get(),
+        2
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains(r#"solyx_int_reports_total{result="accepted"} 0"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"rpc="Write""#), "{text}");
+    // A datagram that is no Telemetry Report is counted by its reason.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&[0xff; 3], c.collector().local_addr()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rejected: u64 = metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("solyx_int_reports_total{") && !l.contains("accepted"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        if rejected == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", metrics.render());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let hx = index("solyx_host");
     let fx = index("solyx_fabric");

@@ -50,7 +50,7 @@ mod write;
 pub use error::{ClientError, UpdateError};
 pub use pipeline::{cookie_of, PipelineOutcome};
 pub use reconcile::{diff, Diff, ReconcileReport};
-pub use session::{Backoff, DeviceSession, Mastership, SessionConfig};
+pub use session::{Backoff, DeviceSession, Mastership, RpcMetrics, SessionConfig};
 pub use transport::ClientTls;
 pub use write::{update, Atomicity, WriteOptions};
 

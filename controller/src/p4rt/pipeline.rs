@@ -81,14 +81,19 @@ impl DeviceSession {
             }),
             ..Default::default()
         };
-        self.client()?
-            .set_forwarding_pipeline_config(request)
-            .await
-            .map_err(|status| ClientError::Rpc {
-                device_id: self.device_id(),
-                rpc: "SetForwardingPipelineConfig",
-                status,
-            })?;
+        let started = std::time::Instant::now();
+        let outcome = self.client()?.set_forwarding_pipeline_config(request).await;
+        if let Some(m) = &self.inner.config.metrics {
+            let code = outcome
+                .as_ref()
+                .map_or_else(tonic::Status::code, |_| tonic::Code::Ok);
+            m.rpc("SetForwardingPipelineConfig", code, started);
+        }
+        outcome.map_err(|status| ClientError::Rpc {
+            device_id: self.device_id(),
+            rpc: "SetForwardingPipelineConfig",
+            status,
+        })?;
         *lock(&self.inner.index) = Some(index);
         self.inner
             .span

@@ -34,9 +34,15 @@ impl DeviceSession {
             role: self.role_name(),
             entities,
         };
-        let stream = client
-            .read(request)
-            .await
+        let started = std::time::Instant::now();
+        let outcome = client.read(request).await;
+        if let Some(m) = &self.inner.config.metrics {
+            let code = outcome
+                .as_ref()
+                .map_or_else(tonic::Status::code, |_| tonic::Code::Ok);
+            m.rpc("Read", code, started);
+        }
+        let stream = outcome
             .map_err(|status| ClientError::Rpc {
                 device_id,
                 rpc: "Read",

@@ -60,6 +60,38 @@ pub struct SessionConfig {
     pub write: WriteOptions,
     /// TLS towards the device (TCP only); plain when `None`.
     pub tls: Option<super::ClientTls>,
+    /// Where RPC counts, latencies and written updates are recorded; none
+    /// by default.
+    pub metrics: Option<RpcMetrics>,
+}
+
+/// The metrics a session records its RPCs in, under the device's name.
+#[derive(Debug, Clone)]
+pub struct RpcMetrics {
+    /// The controller's metric families.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The `device` label: the device's name in the topology.
+    pub device: String,
+}
+
+impl RpcMetrics {
+    /// Records one RPC that ended with `code` after `started`.
+    pub(crate) fn rpc(&self, rpc: &str, code: tonic::Code, started: std::time::Instant) {
+        self.metrics
+            .observe_p4rt_rpc(&self.device, rpc, code, started.elapsed().as_secs_f64());
+    }
+
+    /// Records the updates of one Write: `ok` applied, `refused` not.
+    pub(crate) fn updates(&self, ok: usize, refused: usize) {
+        for (result, n) in [("ok", ok), ("refused", refused)] {
+            if n > 0 {
+                self.metrics
+                    .p4rt_updates
+                    .with_label_values(&[&self.device, result])
+                    .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        }
+    }
 }
 
 impl SessionConfig {
@@ -76,6 +108,7 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(2),
             write: WriteOptions::default(),
             tls: None,
+            metrics: None,
         }
     }
 }

@@ -95,7 +95,23 @@ impl DeviceSession {
                 atomicity: options.atomicity.to_proto(),
                 ..Default::default()
             };
-            match client.write(request).instrument(span.clone()).await {
+            let started = std::time::Instant::now();
+            let outcome = client.write(request).instrument(span.clone()).await;
+            if let Some(m) = &self.inner.config.metrics {
+                let code = outcome
+                    .as_ref()
+                    .map_or_else(tonic::Status::code, |_| tonic::Code::Ok);
+                m.rpc("Write", code, started);
+                match &outcome {
+                    Ok(_) => m.updates(n, 0),
+                    Err(status) => {
+                        let failed = per_update_errors(status, n)
+                            .map_or(n, |per| per.iter().filter(|r| r.is_err()).count());
+                        m.updates(n - failed, failed);
+                    }
+                }
+            }
+            match outcome {
                 Ok(_) => results.extend((0..n).map(|_| Ok(()))),
                 Err(status) => match per_update_errors(&status, n) {
                     Some(per) => {

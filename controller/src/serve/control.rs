@@ -224,6 +224,28 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Sets `solyx_devices_connected` from the sessions: a device counts
+    /// while its session is up, as primary or as backup.
+    pub fn observe_sessions(&self) {
+        for (role, label) in [(Role::Fabric, "fabric"), (Role::Host, "host")] {
+            let up = self
+                .devices
+                .iter()
+                .filter(|m| m.role == role)
+                .filter(|m| {
+                    matches!(
+                        m.session.mastership(),
+                        crate::p4rt::Mastership::Primary | crate::p4rt::Mastership::Backup { .. }
+                    )
+                })
+                .count();
+            self.metrics
+                .devices_connected
+                .with_label_values(&[label])
+                .set(i64::try_from(up).unwrap_or(i64::MAX));
+        }
+    }
+
     /// The managed device at `ix`.
     #[must_use]
     pub fn managed(&self, ix: DeviceIx) -> Option<&Managed> {

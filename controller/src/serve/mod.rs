@@ -38,7 +38,7 @@ use tracing::{info, warn, Instrument};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::linkstate::{self, LinkEvent, LinkKey, LinkView, PortId};
 use crate::metrics::Metrics;
-use crate::p4rt::{DeviceSession, Mastership, SessionConfig};
+use crate::p4rt::{DeviceSession, Mastership, RpcMetrics, SessionConfig};
 use crate::routing::RoutingConfig;
 use crate::state::StateStore;
 use crate::telemetry::{Collector, CollectorConfig, TelemetryStore};
@@ -158,12 +158,14 @@ impl Controller {
                     ix
                 }
             };
-            let session = DeviceSession::start(SessionConfig::new(
-                address,
-                device.device_id,
-                config.election_id,
-            ))
-            .with_context(|| format!("device {}", device.name))?;
+            let mut session_config =
+                SessionConfig::new(address, device.device_id, config.election_id);
+            session_config.metrics = Some(RpcMetrics {
+                metrics: config.metrics.clone(),
+                device: device.name.clone(),
+            });
+            let session = DeviceSession::start(session_config)
+                .with_context(|| format!("device {}", device.name))?;
             if device.role == Role::Fabric {
                 fabric.push(session.clone());
             }
@@ -487,6 +489,8 @@ async fn run(
                         }
                     }
                 }
+                shared.metrics.observe_reports(&snapshot.received);
+                shared.observe_sessions();
                 shared.telemetry_round(&snapshot, taken).await;
                 if let Some(store) = &settings.store {
                     publish::all(&shared, store, &discovery.links(), &snapshot);
