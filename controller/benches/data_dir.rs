@@ -1,5 +1,5 @@
 //! Where the public data sets are: `--data DIR`, else `SOLYX_DATA`, else
-//! `../shared/data` relative to the repository root.
+//! the default data folder beside the repository.
 
 use std::path::PathBuf;
 

@@ -489,7 +489,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// The folder of real data: the `SOLYX_DATA` variable, else
-/// `../shared/data` relative to the repository root.
+/// the default data folder beside the repository.
 pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("SOLYX_DATA") {
         Some(d) => PathBuf::from(d),

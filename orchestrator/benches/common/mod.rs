@@ -15,8 +15,8 @@ use solyx_orchestrator::placement::{offer, Placer, Strategy};
 use solyx_orchestrator::sim::SimFabric;
 use solyx_orchestrator::trace::TraceJob;
 
-/// The data folder: `--data DIR`, else `SOLYX_DATA`, else `../shared/data`
-/// relative to the repository root.
+/// The data folder: `--data DIR`, else `SOLYX_DATA`, else the default
+/// data folder beside the repository.
 pub fn data_dir() -> PathBuf {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--data") {
