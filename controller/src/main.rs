@@ -195,6 +195,32 @@ struct ServeArgs {
     /// show rebalancing; failover still moves weight off failed paths).
     #[arg(long)]
     start_on_first_path: bool,
+    /// Serve the Kubernetes scheduler extender (POST /scheduler/filter,
+    /// /scheduler/prioritize) on this address, scoring nodes with the
+    /// orchestrator's live network view. Needs --api-listen.
+    #[arg(long, requires = "api_listen")]
+    extender_listen: Option<std::net::SocketAddr>,
+    /// Serve the API over HTTPS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// P4Runtime over TLS to every device with a TCP address: the CA that
+    /// signed the devices' certificates (PEM).
+    #[arg(long, env = "SOLYX_P4RT_CA", value_name = "FILE")]
+    p4rt_tls_ca: Option<PathBuf>,
+    /// Mutual TLS: this controller's certificate towards the devices (PEM).
+    #[arg(long, env = "SOLYX_P4RT_CERT", value_name = "FILE", requires_all = ["p4rt_tls_ca", "p4rt_tls_key"])]
+    p4rt_tls_cert: Option<PathBuf>,
+    /// Private key of --p4rt-tls-cert (PEM).
+    #[arg(
+        long,
+        env = "SOLYX_P4RT_KEY",
+        value_name = "FILE",
+        requires = "p4rt_tls_cert"
+    )]
+    p4rt_tls_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -465,6 +491,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.telemetry_period = Duration::from_millis(args.telemetry_period_ms.max(10));
     config.metrics = metrics.clone();
     config.routing.start_on_first_path = args.start_on_first_path;
+    if let Some(ca) = &args.p4rt_tls_ca {
+        let identity = args
+            .p4rt_tls_cert
+            .as_deref()
+            .zip(args.p4rt_tls_key.as_deref());
+        config.device_tls = Some(solyx::p4rt::ClientTls::from_files(ca, identity)?);
+    }
+    let api_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(api::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let mut extender = None;
     // The API's checks come first: a bad token file stops nothing running.
     let mut scratch_db: Option<PathBuf> = None;
     let api = match args.api_listen {
@@ -498,8 +536,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 scratch_db = Some(db.clone());
             }
             let topo = solyx::topology::Topology::load(&args.topology)?;
-            let (orchestrator, feed) =
-                solyx::workloads::start(&solyx::workloads::WorkloadsConfig::new(&db), &topo)?;
+            let (orchestrator, feed, ext) = solyx::workloads::start_with_extender(
+                &solyx::workloads::WorkloadsConfig::new(&db),
+                &topo,
+            )?;
+            extender = Some(Arc::new(ext));
             tracing::info!(db = %db.display(), "orchestrator attached");
             config.network_feed = Some(feed);
             let state =
@@ -511,14 +552,24 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let controller = solyx::serve::Controller::start(config).await?;
     let api = match api {
         Some((listen, state)) => {
-            let server = api::spawn(listen, api::router(state), None)
+            let scheme = if api_tls.is_some() { "https" } else { "http" };
+            let server = api::spawn(listen, api::router(state), api_tls)
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            tracing::info!(listen = %server.local_addr(), "API serving the live network");
+            tracing::info!(listen = %server.local_addr(), scheme, "API serving the live network");
             // The address on stdout lets scripts start serve on port 0.
-            println!("http://{}", server.local_addr());
+            println!("{scheme}://{}", server.local_addr());
             Some(server)
         }
         None => None,
+    };
+    let extender_server = match (args.extender_listen, extender) {
+        (Some(addr), Some(ext)) => {
+            let server = api::spawn(addr, ext.router(), None)
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(listen = %server.local_addr(), "Kubernetes scheduler extender serving");
+            Some(server)
+        }
+        _ => None,
     };
     let metrics_server = match args.metrics_listen {
         Some(addr) => {
@@ -537,6 +588,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         server.stop().await?;
     }
     if let Some(server) = metrics_server {
+        server.stop().await?;
+    }
+    if let Some(server) = extender_server {
         server.stop().await?;
     }
     controller.shutdown().await;

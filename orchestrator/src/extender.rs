@@ -102,10 +102,38 @@ pub struct HostPriority {
 /// Reply to `prioritize`.
 pub type HostPriorityList = Vec<HostPriority>;
 
+/// Where the extender reads nodes and their free capacity: a resource
+/// manager of its own behind a mutex, or a running orchestrator's.
+pub trait DrmSource: Send + Sync {
+    /// Runs `f` over the resource manager; does not run it when the
+    /// manager is unavailable (a poisoned lock).
+    fn with_drm(&self, f: &mut dyn FnMut(&ResourceManager));
+}
+
+impl DrmSource for Mutex<ResourceManager> {
+    fn with_drm(&self, f: &mut dyn FnMut(&ResourceManager)) {
+        if let Ok(drm) = self.lock() {
+            f(&drm);
+        }
+    }
+}
+
+/// `f` over `source`'s resource manager, `None` when it is unavailable.
+fn read_drm<R>(source: &dyn DrmSource, f: impl FnOnce(&ResourceManager) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    source.with_drm(&mut |drm| {
+        if let Some(f) = f.take() {
+            out = Some(f(drm));
+        }
+    });
+    out
+}
+
 /// The extender's state: the resource manager, the network and energy
 /// it scores with, and the plans of the jobs it has seen.
 pub struct Extender {
-    drm: Arc<Mutex<ResourceManager>>,
+    drm: Arc<dyn DrmSource>,
     view: Arc<dyn NetworkView>,
     energy: Arc<EnergySignals>,
     weights: Weights,
@@ -132,7 +160,7 @@ impl Extender {
     /// An extender over shared state; energy prices are taken at the
     /// current time.
     pub fn new(
-        drm: Arc<Mutex<ResourceManager>>,
+        drm: Arc<dyn DrmSource>,
         view: Arc<dyn NetworkView>,
         energy: Arc<EnergySignals>,
         weights: Weights,
@@ -177,15 +205,23 @@ impl Extender {
                 }
             }
         };
-        let Ok(drm) = self.drm.lock() else {
-            return ExtenderFilterResult {
+        read_drm(&*self.drm, |drm| Self::filter_in(drm, &names, items, &job)).unwrap_or_else(|| {
+            ExtenderFilterResult {
                 error: "resource manager unavailable".into(),
                 ..Default::default()
-            };
-        };
+            }
+        })
+    }
+
+    fn filter_in(
+        drm: &ResourceManager,
+        names: &[String],
+        items: Option<&NodeList>,
+        job: &PodJob,
+    ) -> ExtenderFilterResult {
         let mut result = ExtenderFilterResult::default();
         let mut passed = Vec::new();
-        for name in &names {
+        for name in names {
             let Some(ns) = drm.node(name) else {
                 result
                     .failed_and_unresolvable_nodes
@@ -228,10 +264,16 @@ impl Extender {
     pub fn prioritize(&self, args: &ExtenderArgs) -> Result<HostPriorityList, String> {
         let (names, _) = candidates(args);
         let job = pod_job(args.pod.as_ref())?;
-        let drm = self
-            .drm
-            .lock()
-            .map_err(|_| "resource manager unavailable".to_string())?;
+        read_drm(&*self.drm, |drm| self.prioritize_in(drm, &names, &job))
+            .unwrap_or_else(|| Err("resource manager unavailable".to_string()))
+    }
+
+    fn prioritize_in(
+        &self,
+        drm: &ResourceManager,
+        names: &[String],
+        job: &PodJob,
+    ) -> Result<HostPriorityList, String> {
         let at = (self.clock)();
         let offered: Vec<NodeFree<'_>> = drm
             .nodes()
@@ -277,7 +319,7 @@ impl Extender {
         };
 
         let mut costs: Vec<(String, Option<f64>)> = Vec::with_capacity(names.len());
-        for name in &names {
+        for name in names {
             let cost = index.get(name.as_str()).and_then(|&i| {
                 let mut tasks = if plan.len() == job.spec.tasks as usize {
                     plan.clone()

@@ -72,6 +72,9 @@ pub struct ServeConfig {
     /// The orchestrator's view of the network, refreshed from the live
     /// link state every telemetry period (none: no orchestrator).
     pub network_feed: Option<crate::workloads::NetworkFeed>,
+    /// TLS (or mutual TLS) towards every device with a TCP address; plain
+    /// when `None`.
+    pub device_tls: Option<crate::p4rt::ClientTls>,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
             metrics: Arc::new(Metrics::new()),
             store: None,
             network_feed: None,
+            device_tls: None,
         }
     }
 }
@@ -160,6 +164,9 @@ impl Controller {
             };
             let mut session_config =
                 SessionConfig::new(address, device.device_id, config.election_id);
+            if !session_config.addr.starts_with("unix:") {
+                session_config.tls.clone_from(&config.device_tls);
+            }
             session_config.metrics = Some(RpcMetrics {
                 metrics: config.metrics.clone(),
                 device: device.name.clone(),

@@ -185,7 +185,7 @@ struct Agents {
 struct Inner {
     state: Mutex<State>,
     network: Arc<TopologyNetwork>,
-    energy: EnergySignals,
+    energy: Arc<EnergySignals>,
     weights: Weights,
     hosts: BTreeMap<String, inventory::Host>,
     agents: Mutex<Agents>,
@@ -227,7 +227,48 @@ pub fn start(
     Ok((Arc::new(w), feed))
 }
 
+/// [`start`], with a Kubernetes scheduler extender over the same state
+/// (see [`Workloads::extender`]).
+///
+/// # Errors
+/// As [`start`].
+pub fn start_with_extender(
+    config: &WorkloadsConfig,
+    topology: &Topology,
+) -> Result<
+    (
+        Arc<dyn Orchestrator>,
+        NetworkFeed,
+        solyx_orchestrator::extender::Extender,
+    ),
+    WorkloadsError,
+> {
+    let w = Workloads::open(config, topology)?;
+    let feed = NetworkFeed::new(w.inner.network.clone());
+    let extender = w.extender();
+    Ok((Arc::new(w), feed, extender))
+}
+
+impl solyx_orchestrator::extender::DrmSource for Inner {
+    fn with_drm(&self, f: &mut dyn FnMut(&solyx_orchestrator::drm::ResourceManager)) {
+        f(&lock(&self.state).drm);
+    }
+}
+
 impl Workloads {
+    /// A Kubernetes scheduler extender that filters and scores nodes with
+    /// this orchestrator's inventory, network view and energy signals, so
+    /// that pods land where `solyx job submit` would place them.
+    #[must_use]
+    pub fn extender(&self) -> solyx_orchestrator::extender::Extender {
+        solyx_orchestrator::extender::Extender::new(
+            self.inner.clone(),
+            self.inner.network.clone(),
+            self.inner.energy.clone(),
+            self.inner.weights,
+        )
+    }
+
     /// Opens the orchestrator (see [`start`]).
     ///
     /// # Errors
@@ -259,7 +300,7 @@ impl Workloads {
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
             network: Arc::new(TopologyNetwork::new(topology, config.paths_per_pair)),
-            energy: EnergySignals::new(),
+            energy: Arc::new(EnergySignals::new()),
             weights: config.weights,
             hosts,
             agents: Mutex::new(Agents::default()),
