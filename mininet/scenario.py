@@ -207,7 +207,7 @@ class Controller:
             return None
         out = {}
         for line in text.splitlines():
-            m = re.match(r"^([a-z_:]+)(?:\{(.*)\})?\s+([0-9.eE+-]+|NaN)$", line)
+            m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+([0-9.eE+-]+|NaN)$", line)
             if not m:
                 continue
             labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))

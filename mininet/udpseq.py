@@ -75,41 +75,66 @@ def recv(port, seconds, out):
         json.dump({"pps": pps, "seq": seqs, "sent": sent_at, "recv": recv_at}, f)
 
 
+def send_times(seqs, sent, pps):
+    """Send time of every sequence number from the first to the last one
+    received: the sender's own timestamp where the datagram arrived,
+    interpolated between the received neighbours where it did not (the
+    sender may fall behind its pace and catch up, so times are taken from
+    the datagrams rather than from the rate)."""
+    known = dict(zip(seqs, sent))
+    order = sorted(known)
+    times = {}
+    for a, b in zip(order, order[1:]):
+        ta, tb = known[a], known[b]
+        for q in range(a, b):
+            times[q] = ta + (tb - ta) * (q - a) / (b - a)
+    times[order[-1]] = known[order[-1]]
+    return times
+
+
 def analyse(trace, at, window=0.2):
     """The delivery gap of a trace around time `at` (a failure).
 
     Returns a dict: `lost` datagrams sent after `at` that never arrived (up
-    to the last one received), `restored_ms` the time from `at` to the
-    first datagram sent after which every datagram of the next `window`
-    seconds arrived (None when delivery never became steady again),
-    `longest_gap_ms` the longest pause between arrivals after `at`.
+    to the last one received); `restored_ms`, the time from `at` to the end
+    of the outage: delivery is steady again from the first datagram after
+    which every datagram sent in the next `window` seconds arrived, and the
+    outage ended one datagram interval after the last one lost before it
+    (0 when none was lost; None when delivery never became steady again);
+    `longest_gap_ms`, the longest pause between arrivals after `at`.
     """
     seqs, sent, recv = trace["seq"], trace["sent"], trace["recv"]
     if not seqs:
         return {"received": 0, "lost": None, "restored_ms": None, "longest_gap_ms": None}
     pps = trace["pps"] or 1
     got = set(seqs)
-    # Send times of every sequence number, received or not, from the rate
-    # and the received ones (the sender paces at a fixed rate).
-    first_seq = min(seqs)
-    t0 = min(sent) - (seqs[sent.index(min(sent))] - first_seq) / pps
-    last = max(seqs)
-    after = [q for q in range(first_seq, last + 1) if t0 + (q - first_seq) / pps >= at]
+    times = send_times(seqs, sent, pps)
+    after = sorted(q for q, t in times.items() if t >= at)
     lost = [q for q in after if q not in got]
-    need = int(window * pps)
     restored = None
-    # Slide over the sequence numbers sent after `at`: the first from which
-    # `need` consecutive datagrams all arrived.
-    run = 0
+    # The first datagram sent after `at` from which every datagram of the
+    # next `window` seconds arrived (and the window is covered).
+    missing_after = sorted(lost)
+    last_time = max(times.values())
+    k = 0
     for q in after:
-        if q in got:
-            run += 1
-            if run >= need:
-                start = q - need + 1
-                restored = max(0.0, (t0 + (start - first_seq) / pps - at) * 1000.0)
-                break
-        else:
-            run = 0
+        t = times[q]
+        if t + window > last_time:
+            break
+        while k < len(missing_after) and missing_after[k] < q:
+            k += 1
+        if q not in got:
+            continue
+        if k == len(missing_after) or times[missing_after[k]] > t + window:
+            # Delivery is steady from q on: the outage ended with the last
+            # datagram lost before it (one datagram interval after it was
+            # sent). A sender that stalled lost nothing and adds nothing.
+            lost_before = missing_after[:k]
+            if lost_before:
+                restored = max(0.0, (times[lost_before[-1]] + 1.0 / pps - at) * 1000.0)
+            else:
+                restored = 0.0
+            break
     arrivals = sorted(r for r in recv if r >= at)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     before = [r for r in recv if r < at]

@@ -44,13 +44,18 @@ fi
 
 step "Mininet testbed"
 # Debian's python3 carries Mininet's Python API.
+/usr/bin/python3 mininet/tests/test_udpseq.py 2>&1 | tee -a target/test-output.txt
 SOLYX_AGENT="$PWD/target/debug/solyx-agent" /usr/bin/python3 mininet/tests/test_solyx_net.py 2>&1 \
     | tee -a target/test-output.txt
 
 step "Main job end to end (leaf-spine testbed, solyx serve, goals)"
 # The shortened main scenario: reachability, rebalancing gain, failover
-# time, and nothing left behind after a clean stop or a SIGKILL.
-SOLYX_AGENT="$PWD/target/debug/solyx-agent" SOLYX="$PWD/target/debug/solyx" \
+# time, and nothing left behind after a clean stop or a SIGKILL. It runs
+# the release binaries, as run-main.sh does: fourteen agents, their
+# probes and the controller share two cores, and debug builds leave too
+# little of them for the traffic the goals are about.
+cargo build --release -p solyx -p solyx-agent
+SOLYX_AGENT="$PWD/target/release/solyx-agent" SOLYX="$PWD/target/release/solyx" \
     timeout 600 /usr/bin/python3 mininet/tests/test_main_scenario.py 2>&1 | tee -a target/test-output.txt
 
 # One closing line for the whole run: the sum over every test binary.

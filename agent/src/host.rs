@@ -160,6 +160,55 @@ pub fn start_with_report_socket(
     })
 }
 
+/// `solyx_host_events_total{event}`: the host programs' counters
+/// (`HOST_EVENTS`, summed over CPUs), read from the map at every scrape:
+/// labels pushed and popped, flowlets started, and every outcome of the
+/// INT sink, malformed INT by its reason.
+pub struct HostEventMetrics {
+    dataplane: Arc<EbpfHostDataplane>,
+    desc: prometheus::core::Desc,
+}
+
+impl HostEventMetrics {
+    /// The counters of `dataplane`.
+    ///
+    /// # Errors
+    /// Never for this constant definition.
+    pub fn new(dataplane: Arc<EbpfHostDataplane>) -> prometheus::Result<Self> {
+        let desc = prometheus::core::Desc::new(
+            "solyx_host_events_total".into(),
+            "Events counted by the host programs: labels, flowlets, INT sink outcomes.".into(),
+            vec!["event".into()],
+            std::collections::HashMap::new(),
+        )?;
+        Ok(Self { dataplane, desc })
+    }
+}
+
+impl prometheus::core::Collector for HostEventMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let Ok(counts) = self.dataplane.with_host(|h| h.events()) else {
+            // A scrape while the map cannot be read shows no series rather
+            // than zeros that would look like a counter reset.
+            return Vec::new();
+        };
+        let Ok(vec) = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("solyx_host_events_total", self.desc.help.clone()),
+            &["event"],
+        ) else {
+            return Vec::new();
+        };
+        for (event, n) in counts {
+            vec.with_label_values(&[event.name()]).inc_by(n);
+        }
+        prometheus::core::Collector::collect(&vec)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

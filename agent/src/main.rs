@@ -25,7 +25,7 @@ use solyx_agent::p4rt::{
 use solyx_agent::switch::{self, SwitchConfig, SwitchOverrides};
 use tokio::sync::watch;
 use tonic::service::Routes;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -388,6 +388,11 @@ async fn host(
         Ok(n) => n,
         Err(e) => return node_failure(&e),
     };
+    let events = host::HostEventMetrics::new(started.dataplane.clone())
+        .and_then(|m| node.registry().register(Box::new(m)));
+    if let Err(e) = events {
+        warn!(error = %e, "host event counters not exported");
+    }
     let code = run_service(
         started.service,
         config.grpc,

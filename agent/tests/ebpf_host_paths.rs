@@ -509,6 +509,42 @@ async fn two_paths_probes_reports_and_weights() {
     };
     assert_eq!(udp.dst_port, INT_APP_PORT);
 
+    // The sink's counters reach Prometheus as the map holds them.
+    let registry = prometheus::Registry::new();
+    registry
+        .register(Box::new(
+            host::HostEventMetrics::new(h2.node.dataplane.clone()).unwrap(),
+        ))
+        .unwrap();
+    let exported = h2
+        .node
+        .dataplane
+        .with_host(|h| h.event(solyx_ebpf_common::host::HostEvent::IntExported))
+        .unwrap();
+    let family = registry.gather();
+    let family = family
+        .iter()
+        .find(|f| f.name() == "solyx_host_events_total")
+        .expect("the host events family");
+    let scraped = family
+        .get_metric()
+        .iter()
+        .find(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "event" && l.value() == "int_exported")
+        })
+        .expect("an int_exported series")
+        .get_counter()
+        .value();
+    assert!(
+        exported > 0,
+        "the sink exported the probes and the datagram"
+    );
+    // Probes keep arriving between the two reads.
+    assert!(scraped >= exported as f64, "{scraped} < {exported}");
+    assert_eq!(family.get_metric().len(), 16, "every event has a series");
+
     // ---- Weights, flowlets, no reordering --------------------------------
     let receiver = in_netns(&t.ns("h2"), || {
         UdpSocket::bind(("10.0.2.2", DATA_PORT)).unwrap()

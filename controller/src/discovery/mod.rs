@@ -9,7 +9,11 @@
 //! → `punt_to_cpu`) and the packet-in names P in its `ingress_port`
 //! metadata, so the controller learns the link
 //! `sender:port → receiver:P`. A link is down after `missed_limit` (3)
-//! probe intervals without a probe; declared links never seen stay
+//! probe intervals without a probe, counted in probes actually sent out of
+//! its source port (a controller that could not send for a while does not
+//! take its own links down); a link that went down is up again after
+//! `up_hold` (1 s) of probes without a miss, so a flapping cable does not
+//! move traffic back and forth. Declared links never seen stay
 //! [`LinkStatus::DeclaredNotSeen`].
 //!
 //! Ports to probe are the configured ones (the ports of declared links,
@@ -55,7 +59,13 @@ pub struct DiscoveryConfig {
     pub ports: BTreeMap<DeviceId, BTreeSet<PortId>>,
     /// Links the topology declares (both directions of each).
     pub declared: Vec<LinkKey>,
+    /// A link that went down is reported up again only after probes
+    /// crossed it for this long without a miss. Default 1 s.
+    pub up_hold: Duration,
 }
+
+/// Default hold time of a link that comes back.
+pub const DEFAULT_UP_HOLD: Duration = Duration::from_secs(1);
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
@@ -64,6 +74,7 @@ impl Default for DiscoveryConfig {
             missed_limit: DEFAULT_MISSED_LIMIT,
             ports: BTreeMap::new(),
             declared: Vec::new(),
+            up_hold: DEFAULT_UP_HOLD,
         }
     }
 }
@@ -189,11 +200,14 @@ impl Discovery {
             ports.entry(s.device_id()).or_default();
         }
         let shared = Arc::new(Shared {
-            table: Mutex::new(LinkTable::new(
-                config.interval,
-                config.missed_limit,
-                config.declared.iter().copied(),
-            )),
+            table: Mutex::new(
+                LinkTable::new(
+                    config.interval,
+                    config.missed_limit,
+                    config.declared.iter().copied(),
+                )
+                .with_up_hold(config.up_hold),
+            ),
             ports: Mutex::new(ports),
             events: broadcast::channel(1024).0,
             counters: Counters::default(),
@@ -391,7 +405,10 @@ async fn probe(
                     Err(e) => Err(e.into()),
                 };
                 match sent {
-                    Ok(()) => shared.counters.probes_sent.fetch_add(1, Ordering::Relaxed),
+                    Ok(()) => {
+                        shared.table().sent(s.device_id(), port);
+                        shared.counters.probes_sent.fetch_add(1, Ordering::Relaxed)
+                    }
                     Err(e) => {
                         debug!(device_id = s.device_id(), port, error = %e, "probe not sent");
                         shared
