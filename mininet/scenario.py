@@ -132,7 +132,10 @@ class Controller:
                  "--state", os.path.join(run_dir, "solyx-state.db"),
                  # Every group starts on its first path, as an unlucky ECMP
                  # hash would put them: the collision step 2 resolves.
-                 "--start-on-first-path"]
+                 "--start-on-first-path",
+                 # Flows of seconds: balancing rounds a second apart, half a
+                 # group's weight per round (a drain over two rounds).
+                 "--balance-hold-ms", "1000", "--balance-step", "50"]
         self.argv = argv
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,

@@ -195,6 +195,14 @@ struct ServeArgs {
     /// show rebalancing; failover still moves weight off failed paths).
     #[arg(long)]
     start_on_first_path: bool,
+    /// A group's weights stay at least this long between two balancing
+    /// changes, in ms (failover ignores it).
+    #[arg(long, default_value_t = 5000)]
+    balance_hold_ms: u64,
+    /// At most this share of a group's weight, in percent, moves per
+    /// balancing round (failover ignores it).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+    balance_step: u32,
     /// Serve the Kubernetes scheduler extender (POST /scheduler/filter,
     /// /scheduler/prioritize) on this address, scoring nodes with the
     /// orchestrator's live network view. Needs --api-listen.
@@ -491,6 +499,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.telemetry_period = Duration::from_millis(args.telemetry_period_ms.max(10));
     config.metrics = metrics.clone();
     config.routing.start_on_first_path = args.start_on_first_path;
+    config.routing.hold = Duration::from_millis(args.balance_hold_ms);
+    config.routing.max_step = config.routing.total_weight * args.balance_step / 100;
     if let Some(ca) = &args.p4rt_tls_ca {
         let identity = args
             .p4rt_tls_cert

@@ -39,4 +39,4 @@ pub use intent::{Intent, IntentError, Shortfall};
 pub use labels::{LabelAllocator, LabelsExhausted};
 pub use paths::{all_pairs, k_paths, paths_to, LinkPath, PathGraph, Workspace, DEFAULT_K};
 pub use routes::{Failure, Group, Path, Reason, Routes, RoutingConfig, WeightUpdate};
-pub use te::{optimise, quantise, TeConfig, TeGroup, TeProblem};
+pub use te::{consolidate, optimise, quantise, TeConfig, TeGroup, TeProblem};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::intent::Intent;
 use super::labels::{LabelAllocator, LabelsExhausted};
 use super::paths::{all_pairs, LinkPath, DEFAULT_K};
-use super::te::{optimise, quantise, TeConfig, TeGroup, TeProblem};
+use super::te::{consolidate, optimise, quantise, TeConfig, TeGroup, TeProblem};
 use crate::topology::{DeviceIx, LinkId, Topology};
 
 /// Routing settings.
@@ -409,6 +409,10 @@ impl Routes {
             })
             .collect();
         let target = optimise(&problem, Some(&current), &self.config.te);
+        // Whole groups where that is about as good: fewer flows drawn at
+        // random between paths.
+        let target = consolidate(&problem, &current, &target, self.config.hysteresis / 2.0)
+            .unwrap_or(target);
         let (now_u, target_u) = (
             problem.max_utilisation(&current),
             problem.max_utilisation(&target),

@@ -269,6 +269,77 @@ pub fn optimise(p: &TeProblem, start: Option<&[Vec<f64>]>, cfg: &TeConfig) -> Ve
     best.1
 }
 
+/// Each group on one path, when that is nearly as good as splitting.
+///
+/// A group split over several paths spreads its flows over them at
+/// random, flowlet by flowlet, so a group of one or two elephant flows
+/// lands wherever the draw puts it. This puts every group on a single
+/// path instead, greedily, the largest demand first: each group takes the
+/// path whose busiest link stays least loaded once the group is on it,
+/// keeping the path that carries most of its traffic now (`current`)
+/// unless another is better by more than `slack`. The result is returned
+/// when its worst utilisation is within `slack` of `target`'s (the
+/// optimiser's shares), else `None`.
+#[must_use]
+pub fn consolidate(
+    p: &TeProblem,
+    current: &[Vec<f64>],
+    target: &[Vec<f64>],
+    slack: f64,
+) -> Option<Vec<Vec<f64>>> {
+    let goal = p.max_utilisation(target);
+    let mut load = p.background.clone();
+    load.resize(p.capacity.len(), 0.0);
+    let mut order: Vec<usize> = (0..p.groups.len()).collect();
+    order.sort_by(|a, b| {
+        p.groups[*b]
+            .demand
+            .total_cmp(&p.groups[*a].demand)
+            .then(a.cmp(b))
+    });
+    let mut out: Vec<Vec<f64>> = p.groups.iter().map(|g| vec![0.0; g.paths.len()]).collect();
+    for gi in order {
+        let g = &p.groups[gi];
+        if g.paths.is_empty() {
+            continue;
+        }
+        // The busiest link of each path with the group on it.
+        let peak = |path: &[u32]| {
+            path.iter()
+                .map(|&e| {
+                    let c = p.capacity.get(e as usize).copied().unwrap_or(0.0);
+                    let l = load.get(e as usize).copied().unwrap_or(0.0) + g.demand;
+                    if c > 0.0 {
+                        l / c
+                    } else {
+                        f64::INFINITY
+                    }
+                })
+                .fold(0.0, f64::max)
+        };
+        let peaks: Vec<f64> = g.paths.iter().map(|path| peak(path)).collect();
+        let best = (0..peaks.len())
+            .min_by(|a, b| peaks[*a].total_cmp(&peaks[*b]).then(a.cmp(b)))
+            .unwrap_or(0);
+        let now = current.get(gi).and_then(|c| {
+            (0..c.len())
+                .filter(|&i| i < peaks.len())
+                .max_by(|a, b| c[*a].total_cmp(&c[*b]).then(b.cmp(a)))
+        });
+        let pick = match now {
+            Some(i) if peaks[i] <= peaks[best] + slack => i,
+            _ => best,
+        };
+        out[gi][pick] = 1.0;
+        for &e in &g.paths[pick] {
+            if let Some(l) = load.get_mut(e as usize) {
+                *l += g.demand;
+            }
+        }
+    }
+    (p.max_utilisation(&out) <= goal + slack).then_some(out)
+}
+
 /// Integer weights summing to `total` that best approximate `shares`
 /// (largest remainder). A share that is positive but rounds to nothing
 /// gets nothing: it is below what the group can express.
@@ -384,6 +455,50 @@ pub fn ecmp_loads(nodes: usize, arcs: &[(u32, u32, u64)], demands: &[(u32, u32, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two groups of one elephant each over two parallel links of 100.
+    fn two_elephants(demand: f64) -> TeProblem {
+        let g = TeGroup {
+            demand,
+            paths: vec![vec![0], vec![1]],
+            latency: vec![1.0, 1.0],
+        };
+        TeProblem {
+            capacity: vec![100.0, 100.0],
+            background: vec![0.0, 0.0],
+            groups: vec![g.clone(), g],
+        }
+    }
+
+    #[test]
+    fn colliding_elephants_are_separated_not_split() {
+        let p = two_elephants(50.0);
+        let current = vec![vec![1.0, 0.0], vec![1.0, 0.0]];
+        let target = optimise(&p, Some(&current), &TeConfig::default());
+        assert!(p.max_utilisation(&target) < 0.55, "{target:?}");
+        let whole = consolidate(&p, &current, &target, 0.025).expect("as good unsplit");
+        // The first group keeps its link, the second moves whole.
+        assert_eq!(whole, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert!((p.max_utilisation(&whole) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_split_that_is_clearly_better_stays_split() {
+        // One group of 150 over two links of 100: whole, one link is at
+        // 150 %; split, both at 75 %.
+        let p = TeProblem {
+            capacity: vec![100.0, 100.0],
+            background: vec![0.0, 0.0],
+            groups: vec![TeGroup {
+                demand: 150.0,
+                paths: vec![vec![0], vec![1]],
+                latency: vec![1.0, 1.0],
+            }],
+        };
+        let current = vec![vec![1.0, 0.0]];
+        let target = optimise(&p, Some(&current), &TeConfig::default());
+        assert!(consolidate(&p, &current, &target, 0.025).is_none());
+    }
 
     #[test]
     fn quantised_weights_sum_to_the_total() {
