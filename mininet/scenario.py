@@ -135,7 +135,10 @@ class Controller:
                  "--start-on-first-path",
                  # Flows of seconds: balancing rounds a second apart, half a
                  # group's weight per round (a drain over two rounds).
-                 "--balance-hold-ms", "1000", "--balance-step", "50"]
+                 "--balance-hold-ms", "1000", "--balance-step", "50",
+                 # Act once congestion has lasted 3 s, so that step 2 sees
+                 # the collided state before the controller resolves it.
+                 "--balance-sustain-ms", "3000"]
         self.argv = argv
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -488,7 +491,8 @@ class Scenario:
                 print(f"  weights {p[0]}->{p[1]} at start: {w}")
         end = samples[-1][0]
         if t_weights is not None:
-            before = self.rate(samples, t_start + 1.0, max(t_weights, t_start + 1.5))
+            # Up to the last poll that still saw the old weights.
+            before = self.rate(samples, t_start + 1.0, max(t_weights - 0.2, t_start + 1.5))
             after = self.rate(samples, max(t_weights + 2.0, end - 5.0), end)
         else:
             before = self.rate(samples, t_start + 1.0, end)

@@ -113,6 +113,20 @@ pub fn start_with_report_socket(
     report_socket: Option<std::net::UdpSocket>,
 ) -> Result<HostNode, SwitchError> {
     let locks = InstanceLocks::take(config)?;
+    // Every TCP segment must reach host_egress as a packet of its own to
+    // take its labelled path (see `ebpf::set_gso_max_segs`).
+    for p in &config.ports {
+        let set = nix::net::if_::if_nametoindex(p.interface.as_str())
+            .map_err(std::io::Error::from)
+            .and_then(|ifindex| crate::ebpf::set_gso_max_segs(ifindex, 1));
+        if let Err(e) = set {
+            tracing::warn!(
+                interface = %p.interface,
+                error = %e,
+                "cannot set gso_max_segs 1: TCP bursts of several segments will leave unlabelled"
+            );
+        }
+    }
     let gap = u64::try_from(options.flowlet_gap.as_nanos()).unwrap_or(u64::MAX);
     let dataplane = Arc::new(EbpfHostDataplane::start_with(
         &config.pin_root,

@@ -390,6 +390,15 @@ async fn two_paths_probes_reports_and_weights() {
     )
     .await;
 
+    // The host agent keeps TCP from handing its port multi-segment GSO
+    // packets, which would leave unlabelled.
+    let link = std::process::Command::new("ip")
+        .args(["-n", &t.ns("h1"), "-d", "link", "show", &t.dev("h1")])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(link.contains("gso_max_segs 1 "), "{link}");
+
     let hx = P4InfoIndex::from_text(HOST_P4INFO).unwrap();
     // A fabric P4Info is refused by the host, naming what it runs.
     let refused =
@@ -536,7 +545,7 @@ async fn two_paths_probes_reports_and_weights() {
         })
         .expect("an int_exported series")
         .get_counter()
-        .value();
+        .get_value();
     assert!(
         exported > 0,
         "the sink exported the probes and the datagram"

@@ -203,6 +203,11 @@ struct ServeArgs {
     /// balancing round (failover ignores it).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
     balance_step: u32,
+    /// Balancing acts only after congestion worth moving traffic has
+    /// lasted this long, in ms (0: at the first telemetry round that sees
+    /// it).
+    #[arg(long, default_value_t = 0)]
+    balance_sustain_ms: u64,
     /// Serve the Kubernetes scheduler extender (POST /scheduler/filter,
     /// /scheduler/prioritize) on this address, scoring nodes with the
     /// orchestrator's live network view. Needs --api-listen.
@@ -500,6 +505,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.metrics = metrics.clone();
     config.routing.start_on_first_path = args.start_on_first_path;
     config.routing.hold = Duration::from_millis(args.balance_hold_ms);
+    config.routing.sustain = Duration::from_millis(args.balance_sustain_ms);
     config.routing.max_step = config.routing.total_weight * args.balance_step / 100;
     if let Some(ca) = &args.p4rt_tls_ca {
         let identity = args

@@ -258,6 +258,37 @@ fn balancing_spreads_a_hot_spine_gradually_then_holds_still() {
 }
 
 #[test]
+fn balancing_waits_until_congestion_has_lasted_the_sustain_time() {
+    let mut topo = load("leaf-spine.yaml");
+    let mut routes = routes_for(&topo);
+    routes.config.sustain = Duration::from_secs(3);
+    let d = demands(&topo, &[("h1", "h3", 60e6), ("h2", "h4", 60e6)]);
+    all_on_first_path(&mut topo, &mut routes, &d);
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    // Congested from t0: nothing moves for 3 s.
+    assert!(routes.balance_sustained(&topo, &d, t0).is_empty());
+    assert!(routes.balance_sustained(&topo, &d, t0 + s(2)).is_empty());
+    // A quiet round in between starts the wait over.
+    let quiet = demands(&topo, &[("h1", "h3", 1e6)]);
+    let mut calm = topo.clone();
+    measure(&mut calm, &routes, &quiet);
+    assert!(routes
+        .balance_sustained(&calm, &quiet, t0 + s(3))
+        .is_empty());
+    assert!(routes.balance_sustained(&topo, &d, t0 + s(4)).is_empty());
+    assert!(routes.balance_sustained(&topo, &d, t0 + s(6)).is_empty());
+    // Three seconds of congestion since t0 + 4 s: balancing acts.
+    let ups = routes.balance_sustained(&topo, &d, t0 + s(7));
+    assert!(!ups.is_empty(), "sustained congestion moves weight");
+    assert_eq!(
+        ups,
+        routes.balance(&topo, &d, t0 + s(7)),
+        "the same plan as balance"
+    );
+}
+
+#[test]
 fn hysteresis_and_hold_time_stop_flapping_under_oscillating_load() {
     let mut topo = load("leaf-spine.yaml");
     let mut routes = routes_for(&topo);

@@ -66,6 +66,7 @@ mod bpffs;
 mod dataplane;
 mod error;
 mod fabric;
+mod gso;
 mod host;
 mod host_dataplane;
 mod host_probe;
@@ -81,6 +82,7 @@ pub use dataplane::{
 };
 pub use error::Error;
 pub use fabric::Fabric;
+pub use gso::set_gso_max_segs;
 pub use host::Host;
 pub use host_dataplane::{
     EbpfHostDataplane, PathSpec, ProbeTarget, HOST_IMPLEMENTS, HOST_PIPELINE,

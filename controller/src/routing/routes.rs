@@ -29,6 +29,10 @@ pub struct RoutingConfig {
     pub max_step: u32,
     /// The optimiser.
     pub te: TeConfig,
+    /// Balancing acts only once rounds have kept finding an improvement
+    /// for this long: a burst shorter than it moves nothing. Zero (the
+    /// default) acts at the first such round.
+    pub sustain: Duration,
     /// A new group puts all its weight on its first path instead of
     /// spreading it evenly: every pair starts on one path, as flows do
     /// when a static ECMP hash lands them together. For demonstrations
@@ -45,6 +49,7 @@ impl Default for RoutingConfig {
             hold: Duration::from_secs(5),
             max_step: 20,
             te: TeConfig::default(),
+            sustain: Duration::ZERO,
             start_on_first_path: false,
         }
     }
@@ -131,6 +136,9 @@ pub struct Routes {
     groups: BTreeMap<(DeviceIx, DeviceIx), Group>,
     labels: LabelAllocator,
     intents: HashMap<(DeviceIx, DeviceIx), Intent>,
+    /// Since when balancing rounds have found an improvement worth the
+    /// hysteresis, without a round in between that found none.
+    improvable_since: Option<Instant>,
 }
 
 fn dead(topo: &Topology, path: &Path, failed: &dyn Fn(LinkId) -> bool) -> bool {
@@ -148,6 +156,7 @@ impl Routes {
             groups: BTreeMap::new(),
             labels: LabelAllocator::new(),
             intents: HashMap::new(),
+            improvable_since: None,
         }
     }
 
@@ -391,9 +400,40 @@ impl Routes {
         demands: &HashMap<(DeviceIx, DeviceIx), f64>,
         now: Instant,
     ) -> Vec<WeightUpdate> {
+        self.plan(topo, demands, now).unwrap_or_default()
+    }
+
+    /// [`Routes::balance`] for a loop that runs it every period: the
+    /// updates only once rounds have found an improvement worth the
+    /// hysteresis for `sustain` (see [`RoutingConfig::sustain`]).
+    pub fn balance_sustained(
+        &mut self,
+        topo: &Topology,
+        demands: &HashMap<(DeviceIx, DeviceIx), f64>,
+        now: Instant,
+    ) -> Vec<WeightUpdate> {
+        let Some(updates) = self.plan(topo, demands, now) else {
+            self.improvable_since = None;
+            return Vec::new();
+        };
+        let since = *self.improvable_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < self.config.sustain {
+            return Vec::new();
+        }
+        updates
+    }
+
+    /// The balancing updates, or `None` when no split is better than the
+    /// current one by the hysteresis (held groups give an empty list).
+    fn plan(
+        &self,
+        topo: &Topology,
+        demands: &HashMap<(DeviceIx, DeviceIx), f64>,
+        now: Instant,
+    ) -> Option<Vec<WeightUpdate>> {
         let (problem, keys) = self.problem(topo, demands);
         if problem.groups.is_empty() {
-            return Vec::new();
+            return None;
         }
         let current: Vec<Vec<f64>> = keys
             .iter()
@@ -418,7 +458,7 @@ impl Routes {
             problem.max_utilisation(&target),
         );
         if now_u - target_u < self.config.hysteresis {
-            return Vec::new();
+            return None;
         }
         let total = f64::from(self.config.total_weight);
         let max_step = f64::from(self.config.max_step);
@@ -451,7 +491,7 @@ impl Routes {
                 });
             }
         }
-        out
+        Some(out)
     }
 }
 

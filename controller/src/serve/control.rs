@@ -632,7 +632,8 @@ impl Shared {
                 }
             }
             let now = Instant::now();
-            let updates = net.routes.balance(&net.topo, &demands, now);
+            let Network { topo, routes, .. } = &mut *net;
+            let updates = routes.balance_sustained(topo, &demands, now);
             net.routes.apply(&updates, now);
             updates
         };

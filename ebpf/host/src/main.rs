@@ -205,10 +205,11 @@ fn egress(ctx: &TcContext) -> i32 {
 
     // SAFETY: a context field read of the `__sk_buff` the kernel passed in.
     let (gso_size, ifindex) = unsafe { ((*ctx.skb.skb).gso_size, (*ctx.skb.skb).ifindex) };
-    // TODO-completeness: GSO packets (TCP segmentation offload from a local
-    // sender) leave unlabelled on the kernel's route: segmenting an MPLS
-    // GSO skb needs `mpls_gso` and an inner protocol the helpers cannot
-    // set. Cost: TSO flows take the fabric's IPv4 route, not this path.
+    // TODO-completeness: GSO packets (several TCP segments in one skb) leave
+    // unlabelled on the kernel's route: segmenting an MPLS GSO skb needs
+    // `mpls_gso` and an inner protocol the helpers cannot set. The agent
+    // sets its ports' gso_max_segs to 1 so that TCP sends none; where the
+    // kernel refuses that (before 5.19), TCP bursts skip their path.
     if gso_size != 0 {
         count_event(HostEvent::Gso);
         return TC_ACT_OK;
