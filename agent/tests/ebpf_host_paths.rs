@@ -635,6 +635,31 @@ async fn two_paths_probes_reports_and_weights() {
         "weights 3:1: path 1 share {:.3} not within 0.75 ± 0.12",
         shares[1]
     );
+    // The elephant: the data flow's bucket of flow_bytes_counter, read
+    // over P4Runtime with a wildcard index, holds the most bytes by far.
+    let flows = h1s
+        .read_counter(hx.counters.by_name("flow_bytes_counter").unwrap().id, None)
+        .await
+        .expect("read flow_bytes_counter");
+    let mut bytes: Vec<i64> = flows
+        .iter()
+        .filter_map(|c| c.data.as_ref())
+        .map(|d| d.byte_count)
+        .filter(|b| *b > 0)
+        .collect();
+    bytes.sort_unstable_by(|a, b| b.cmp(a));
+    let sent = i64::try_from(seq).unwrap() * 1000;
+    assert!(
+        bytes[0] >= sent,
+        "largest bucket {} < {sent} bytes sent",
+        bytes[0]
+    );
+    assert!(
+        bytes.get(1).is_none_or(|second| bytes[0] > 100 * second),
+        "the elephant stands out: {:?}",
+        &bytes[..bytes.len().min(4)]
+    );
+
     let exported = h2
         .node
         .exporter

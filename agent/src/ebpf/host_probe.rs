@@ -99,14 +99,19 @@ impl ProbeBody {
     }
 }
 
-/// The instructions of a probe.
+/// The instructions of a probe: who and where (switch ID, ports), how long
+/// (hop latency, timestamps) and how busy (queue occupancy, egress TX
+/// utilisation), so that every link of a path reports its load whether or
+/// not data crosses it.
 #[must_use]
 pub fn probe_instructions() -> Instructions {
     Instructions::SWITCH_ID
         | Instructions::LEVEL1_PORT_IDS
         | Instructions::HOP_LATENCY
+        | Instructions::QUEUE
         | Instructions::INGRESS_TIMESTAMP
         | Instructions::EGRESS_TIMESTAMP
+        | Instructions::EGRESS_TX_UTILIZATION
 }
 
 /// The probe destination of a route prefix: the address of a /32, else
