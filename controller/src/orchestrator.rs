@@ -23,6 +23,9 @@ pub struct Accelerators {
     pub model: String,
     /// How many.
     pub count: u32,
+    /// How many are not allocated (GPUs shared by fractions count as
+    /// taken).
+    pub free: u32,
     /// Memory of each, in MiB, when known.
     pub memory_mib: Option<u64>,
 }
@@ -44,6 +47,8 @@ pub struct Node {
     pub memory_free_mib: u64,
     /// Accelerators by model.
     pub accelerators: Vec<Accelerators>,
+    /// Allocations holding resources on the node (job IDs).
+    pub allocations: Vec<String>,
     /// Whether the node's agent reported recently.
     pub ready: bool,
 }

@@ -41,6 +41,7 @@ impl Orchestrator for OrchestratorDouble {
             memory_mib: 65536,
             memory_free_mib: 32768,
             accelerators: vec![],
+            allocations: vec![],
             ready: true,
         }])
     }

@@ -194,6 +194,20 @@ async fn a_ring_allreduce_job_is_placed_under_one_leaf() {
             m
         });
     assert!(per_node.values().all(|&c| c <= 4), "{per_node:?}");
+    // Nodes show what is taken and by whom: one GPU per task placed there.
+    let (_, listed) = api.call(Method::GET, "/v1/nodes", None).await;
+    for node in listed.as_array().unwrap() {
+        let name = node["name"].as_str().unwrap();
+        let tasks = per_node.get(name).copied().unwrap_or(0);
+        let gpus = &node["accelerators"][0];
+        assert_eq!(
+            gpus["free"].as_u64().unwrap(),
+            gpus["count"].as_u64().unwrap() - u64::from(tasks),
+            "{node}"
+        );
+        let holders = node["allocations"].as_array().unwrap();
+        assert_eq!(holders.is_empty(), tasks == 0, "{node}");
+    }
     api.server.stop().await.unwrap();
 }
 

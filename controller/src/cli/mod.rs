@@ -533,7 +533,7 @@ pub async fn node_list(remote: &Remote) -> Result<()> {
             let acc: Vec<String> = n
                 .accelerators
                 .iter()
-                .map(|a| format!("{}x{}", a.count, a.model))
+                .map(|a| format!("{}/{}x{}", a.free, a.count, a.model))
                 .collect();
             vec![
                 n.name.clone(),
@@ -546,6 +546,11 @@ pub async fn node_list(remote: &Remote) -> Result<()> {
                     acc.join(",")
                 },
                 if n.ready { "yes" } else { "no" }.into(),
+                if n.allocations.is_empty() {
+                    "-".into()
+                } else {
+                    n.allocations.join(",")
+                },
             ]
         })
         .collect();
@@ -555,8 +560,9 @@ pub async fn node_list(remote: &Remote) -> Result<()> {
             "SITE",
             "CPUS_FREE",
             "MEM_FREE_MIB",
-            "ACCELERATORS",
+            "ACCELERATORS_FREE",
             "READY",
+            "ALLOCATIONS",
         ],
         &rows,
     ));

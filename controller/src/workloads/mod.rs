@@ -662,8 +662,13 @@ impl TakeChecked for Demand {
     }
 }
 
-fn api_node(ns: &solyx_orchestrator::drm::NodeState, ready: bool) -> Node {
+fn api_node(
+    ns: &solyx_orchestrator::drm::NodeState,
+    ready: bool,
+    allocations: Vec<String>,
+) -> Node {
     let n = &ns.node;
+    let whole = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     let mut accelerators: Vec<Accelerators> = n
         .gpus
         .iter()
@@ -671,14 +676,24 @@ fn api_node(ns: &solyx_orchestrator::drm::NodeState, ready: bool) -> Node {
             kind: "gpu".into(),
             model: g.model.clone(),
             count: g.count,
+            free: whole(ns.free.gpu_milli.get(&g.model).copied().unwrap_or(0) / 1000).min(g.count),
             memory_mib: (g.memory_mib > 0).then_some(g.memory_mib),
         })
         .collect();
-    accelerators.extend(n.accelerators.iter().map(|a| Accelerators {
-        kind: a.kind.to_string(),
-        model: a.model.clone(),
-        count: a.count,
-        memory_mib: None,
+    accelerators.extend(n.accelerators.iter().map(|a| {
+        Accelerators {
+            kind: a.kind.to_string(),
+            model: a.model.clone(),
+            count: a.count,
+            free: ns
+                .free
+                .accelerators
+                .iter()
+                .find(|(k, _)| k.kind == a.kind && k.model == a.model)
+                .map_or(0, |(_, v)| whole(*v))
+                .min(a.count),
+            memory_mib: None,
+        }
     }));
     let cores = |milli: u64| u32::try_from(milli / 1000).unwrap_or(u32::MAX);
     Node {
@@ -689,6 +704,7 @@ fn api_node(ns: &solyx_orchestrator::drm::NodeState, ready: bool) -> Node {
         memory_mib: n.memory_mib,
         memory_free_mib: ns.free.memory_mib,
         accelerators,
+        allocations,
         ready,
     }
 }
@@ -696,10 +712,22 @@ fn api_node(ns: &solyx_orchestrator::drm::NodeState, ready: bool) -> Node {
 impl Orchestrator for Workloads {
     fn nodes(&self) -> Result<Vec<Node>, OrchestratorError> {
         let st = lock(&self.inner.state);
+        let mut held: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for a in st.drm.allocations() {
+            for t in &a.tasks {
+                let ids = held.entry(t.node.as_str()).or_default();
+                if !ids.contains(&a.id) {
+                    ids.push(a.id.clone());
+                }
+            }
+        }
         Ok(st
             .drm
             .nodes()
-            .map(|ns| api_node(ns, self.inner.ready(&ns.node.name)))
+            .map(|ns| {
+                let ids = held.get(ns.node.name.as_str()).cloned().unwrap_or_default();
+                api_node(ns, self.inner.ready(&ns.node.name), ids)
+            })
             .collect())
     }
 
