@@ -1,5 +1,6 @@
 //! The `solyx` noun-verb commands against a real `solyx api serve --demo`
-//! process on a loopback port, as a user runs them.
+//! process on a loopback port, as a user runs them, and the job and node
+//! commands against one serving the orchestrator over declared nodes.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup is a failed test
 
@@ -201,4 +202,97 @@ fn completions_are_printed_for_each_shell() {
         let text = stdout(&o);
         assert!(text.contains("intent") && text.contains("p4rt"), "{shell}");
     }
+}
+
+/// `solyx api serve` with the orchestrator over two declared GPU nodes.
+fn serve_with_nodes() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("operator ci {OPERATOR}\n")).unwrap();
+    let topology = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &topology,
+        "name: cli\ndevices:\n\
+         \x20 - { name: leaf1, role: fabric, device_id: 1 }\n\
+         \x20 - name: gpu1\n    role: host\n    device_id: 101\n    ip: 10.0.1.1/24\n\
+         \x20   node: { cpus: 32, memory: 256GiB, gpus: [{ model: A100, count: 4, memory: 80GiB }] }\n\
+         \x20 - name: gpu2\n    role: host\n    device_id: 102\n    ip: 10.0.1.2/24\n\
+         \x20   node: { cpus: 32, memory: 256GiB, gpus: [{ model: A100, count: 4, memory: 80GiB }] }\n\
+         links:\n  - [gpu1:1, leaf1:1]\n  - [gpu2:1, leaf1:2]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["api", "serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(&tokens)
+        .arg("--db")
+        .arg(dir.path().join("state.db"))
+        .arg("--topology")
+        .arg(&topology)
+        .arg("--orchestrator-db")
+        .arg(dir.path().join("orchestrator.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    Server {
+        child,
+        addr: line.trim().to_string(),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn a_job_is_submitted_placed_and_shown_on_its_nodes() {
+    let server = serve_with_nodes();
+    let job = server._dir.path().join("ring.yaml");
+    std::fs::write(
+        &job,
+        "name: ring\ntenant: team-a\ntasks:\n\
+         \x20 - name: worker\n    replicas: 6\n    cpus: 4\n    memory_mib: 16384\n    gpus: 1\n\
+         \x20   gpu_model: A100\n\
+         \x20   traffic: { pattern: ring_allreduce, bytes_per_step: 1073741824, step_time_ms: 500 }\n",
+    )
+    .unwrap();
+    let out = stdout(&solyx(
+        &server,
+        OPERATOR,
+        &["job", "submit", job.to_str().unwrap(), "--wait"],
+    ));
+    assert!(out.contains("job-1"), "{out}");
+    assert!(out.contains("running"), "{out}");
+
+    // Six one-GPU workers on two 4-GPU nodes: 2 GPUs free in all.
+    let nodes: serde_json::Value = serde_json::from_str(&stdout(&solyx(
+        &server,
+        OPERATOR,
+        &["node", "list", "--json"],
+    )))
+    .unwrap();
+    let free: u64 = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["accelerators"][0]["free"].as_u64().unwrap())
+        .sum();
+    assert_eq!(free, 2, "{nodes}");
+    let table = stdout(&solyx(&server, OPERATOR, &["node", "list"]));
+    assert!(
+        table.contains("ALLOCATIONS") && table.contains("job-1"),
+        "{table}"
+    );
+    let jobs = stdout(&solyx(&server, OPERATOR, &["job", "list"]));
+    assert!(jobs.contains("ring") && jobs.contains("running"), "{jobs}");
+
+    // The same job again is refused, naming it.
+    let err = stderr(&solyx(
+        &server,
+        OPERATOR,
+        &["job", "submit", job.to_str().unwrap()],
+    ));
+    assert!(err.contains("ring"), "{err}");
 }
