@@ -258,6 +258,17 @@ fn balancing_spreads_a_hot_spine_gradually_then_holds_still() {
 }
 
 #[test]
+fn two_colliding_elephants_are_separated_by_moving_one_group() {
+    let mut topo = load("leaf-spine.yaml");
+    let mut routes = routes_for(&topo);
+    let d = demands(&topo, &[("h1", "h3", 50e6), ("h2", "h4", 50e6)]);
+    all_on_first_path(&mut topo, &mut routes, &d);
+    let later = Instant::now() + routes.config.hold * 2;
+    let ups = routes.balance(&topo, &d, later);
+    assert_eq!(ups.len(), 1, "one group moves, the other stays: {ups:?}");
+}
+
+#[test]
 fn balancing_waits_until_congestion_has_lasted_the_sustain_time() {
     let mut topo = load("leaf-spine.yaml");
     let mut routes = routes_for(&topo);

@@ -448,11 +448,30 @@ impl Routes {
                 }
             })
             .collect();
-        let target = optimise(&problem, Some(&current), &self.config.te);
+        let split = optimise(&problem, Some(&current), &self.config.te);
         // Whole groups where that is about as good: fewer flows drawn at
         // random between paths.
-        let target = consolidate(&problem, &current, &target, self.config.hysteresis / 2.0)
-            .unwrap_or(target);
+        // Measured demands move by several percent from round to round, and
+        // whole groups cannot even them out: allow the hysteresis, or a
+        // tenth of the split's worst utilisation when that is more.
+        let slack = self
+            .config
+            .hysteresis
+            .max(0.1 * problem.max_utilisation(&split));
+        let whole = consolidate(&problem, &current, &split, slack);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // What whole groups would reach, accepted or not.
+            let greedy = super::te::whole_groups(&problem, &current, slack);
+            tracing::debug!(
+                now = problem.max_utilisation(&current),
+                split = problem.max_utilisation(&split),
+                whole = problem.max_utilisation(&greedy),
+                accepted = whole.is_some(),
+                demands = ?problem.groups.iter().map(|g| g.demand).collect::<Vec<_>>(),
+                "balancing round"
+            );
+        }
+        let target = whole.unwrap_or(split);
         let (now_u, target_u) = (
             problem.max_utilisation(&current),
             problem.max_utilisation(&target),

@@ -287,7 +287,14 @@ pub fn consolidate(
     target: &[Vec<f64>],
     slack: f64,
 ) -> Option<Vec<Vec<f64>>> {
-    let goal = p.max_utilisation(target);
+    let out = whole_groups(p, current, slack);
+    (p.max_utilisation(&out) <= p.max_utilisation(target) + slack).then_some(out)
+}
+
+/// The greedy single-path assignment of [`consolidate`], whatever it
+/// reaches.
+#[must_use]
+pub fn whole_groups(p: &TeProblem, current: &[Vec<f64>], slack: f64) -> Vec<Vec<f64>> {
     let mut load = p.background.clone();
     load.resize(p.capacity.len(), 0.0);
     let mut order: Vec<usize> = (0..p.groups.len()).collect();
@@ -337,7 +344,7 @@ pub fn consolidate(
             }
         }
     }
-    (p.max_utilisation(&out) <= goal + slack).then_some(out)
+    out
 }
 
 /// Integer weights summing to `total` that best approximate `shares`

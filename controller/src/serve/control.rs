@@ -621,7 +621,11 @@ impl Shared {
                 if let Some(u) = &t.tx_utilization_kbps {
                     let cap = state.capacity.bps_f64();
                     if cap > 0.0 {
-                        state.utilisation = u.ewma * 1000.0 / cap;
+                        // What a port sent cannot exceed what the link
+                        // carries: a burst counted over a short window
+                        // would otherwise read as a link many times over
+                        // its capacity and pin every round on it.
+                        state.utilisation = (u.ewma * 1000.0 / cap).min(1.0);
                     }
                 }
                 if let Some(l) = &t.latency_ns {
