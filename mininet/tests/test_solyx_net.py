@@ -3,8 +3,8 @@
 
 They build a real two-switch line in Mininet with solyx-agent switches,
 check what a user relies on (agents answer, links shaped at the file's
-rates, hosts addressed), and check that a clean stop and a crash both
-leave nothing behind. Without root they skip, unless SOLYX_REQUIRE_ROOT=1.
+rates, hosts addressed), build the shipped fat-tree and GEANT files, and
+check that a clean stop and a crash both leave nothing behind. Without root they skip, unless SOLYX_REQUIRE_ROOT=1.
 """
 
 import os
@@ -123,6 +123,32 @@ class Testbed(unittest.TestCase):
         self.assertFalse(os.path.exists(pins))
         for pid in pids:
             self.assertFalse(os.path.exists(f"/proc/{pid}"), f"agent {pid} still running")
+
+    def test_the_shipped_fat_tree_and_wan_build(self):
+        # The other topologies of the repository build as they are: every
+        # agent answers, every switch-side interface exists with the
+        # file's rate, and a clean stop removes them all.
+        root = os.path.dirname(os.path.dirname(HERE))
+        for name in ("fat-tree-k4.yaml", "geant.yaml"):
+            path = os.path.join(root, "topologies", name)
+            topo = solyx_net.load_topology(path)
+            # Interface names are <prefix><device>-<port>: a short prefix.
+            prefix = "sxw"
+            self.assertEqual(links_with_prefix(prefix), [], "leftover links")
+            tb = solyx_net.Testbed(path, prefix=prefix, run_dir=self.run_dir, log=lambda _: None)
+            with tb:
+                for dev in topo["devices"]:
+                    self.assertTrue(solyx_net.endpoint_up(tb.endpoints[dev]), f"{name}: {dev}")
+                expected = sorted(tb.intf_name(d, port) for link in topo["links"]
+                                  for d, port in (link["a"], link["b"])
+                                  if topo["devices"][d]["role"] == "fabric")
+                self.assertEqual(links_with_prefix(prefix), expected, name)
+                first = expected[0]
+                shaped = subprocess.run(["tc", "qdisc", "show", "dev", first],
+                                        capture_output=True, text=True, check=True).stdout
+                self.assertIn("tbf", shaped, f"{name}: {first}")
+            self.assertEqual(links_with_prefix(prefix), [], name)
+            solyx_net.cleanup_state(os.path.join(self.run_dir, prefix, "state.json"), log=lambda _: None)
 
     def test_crash_then_cleanup(self):
         proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(HERE), "solyx_net.py"),
