@@ -133,9 +133,9 @@ class Controller:
                  # Every group starts on its first path, as an unlucky ECMP
                  # hash would put them: the collision step 2 resolves.
                  "--start-on-first-path",
-                 # Flows of seconds: balancing rounds a second apart, half a
-                 # group's weight per round (a drain over two rounds).
-                 "--balance-hold-ms", "1000", "--balance-step", "50",
+                 # Flows of seconds: balancing rounds a second apart, and a
+                 # group moves whole in one round (one draw, not two).
+                 "--balance-hold-ms", "1000", "--balance-step", "100",
                  # Act once congestion has lasted 3 s, so that step 2 sees
                  # the collided state before the controller resolves it.
                  "--balance-sustain-ms", "3000"]

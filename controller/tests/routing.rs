@@ -269,6 +269,42 @@ fn two_colliding_elephants_are_separated_by_moving_one_group() {
 }
 
 #[test]
+fn balancing_starts_from_where_the_traffic_is_not_where_the_weights_say() {
+    let mut topo = load("leaf-spine.yaml");
+    let mut routes = routes_for(&topo);
+    routes.config.max_step = 50;
+    let d = demands(&topo, &[("h1", "h3", 50e6), ("h2", "h4", 50e6)]);
+    // Both elephants on spine 1, as measured ...
+    all_on_first_path(&mut topo, &mut routes, &d);
+    let (h1, h3, h2, h4) = (
+        ix(&topo, "h1"),
+        ix(&topo, "h3"),
+        ix(&topo, "h2"),
+        ix(&topo, "h4"),
+    );
+    let first = |a, b| routes.group(a, b).unwrap().paths[0].label;
+    let (l13, l24) = (first(h1, h3), first(h2, h4));
+    // ... although h2 -> h4 is weighted half and half: its one flow drew
+    // spine 1.
+    let half = solyx::routing::WeightUpdate {
+        src: h2,
+        dst: h4,
+        weights: vec![50, 50],
+        reason: Reason::Balance,
+    };
+    let t0 = Instant::now();
+    routes.apply(&[half], t0);
+    routes.set_measured(HashMap::from([
+        ((h1, h3), HashMap::from([(l13, 50e6)])),
+        ((h2, h4), HashMap::from([(l24, 50e6)])),
+    ]));
+    let ups = routes.balance(&topo, &d, t0 + routes.config.hold);
+    // One whole group moves to spine 2, from its weights in force.
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    assert_eq!(ups[0].weights, vec![0, 100], "{ups:?}");
+}
+
+#[test]
 fn balancing_waits_until_congestion_has_lasted_the_sustain_time() {
     let mut topo = load("leaf-spine.yaml");
     let mut routes = routes_for(&topo);

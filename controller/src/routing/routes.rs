@@ -139,6 +139,9 @@ pub struct Routes {
     /// Since when balancing rounds have found an improvement worth the
     /// hysteresis, without a round in between that found none.
     improvable_since: Option<Instant>,
+    /// The traffic measured on each path of a group (bit/s by label), when
+    /// the hosts' path counters were read.
+    measured: HashMap<(DeviceIx, DeviceIx), HashMap<u32, f64>>,
 }
 
 fn dead(topo: &Topology, path: &Path, failed: &dyn Fn(LinkId) -> bool) -> bool {
@@ -157,6 +160,7 @@ impl Routes {
             labels: LabelAllocator::new(),
             intents: HashMap::new(),
             improvable_since: None,
+            measured: HashMap::new(),
         }
     }
 
@@ -341,12 +345,9 @@ impl Routes {
         let mut keys = Vec::new();
         for (key, g) in &self.groups {
             let demand = demands.get(key).copied().unwrap_or(0.0);
-            let total: u32 = g.weights.iter().sum();
-            for (p, w) in g.paths.iter().zip(&g.weights) {
-                if total > 0 {
-                    for l in &p.links {
-                        predicted[l.index()] += demand * f64::from(*w) / f64::from(total);
-                    }
+            for (p, share) in g.paths.iter().zip(self.shares(key, g)) {
+                for l in &p.links {
+                    predicted[l.index()] += demand * share;
                 }
             }
             let intent = self.intents.get(key);
@@ -385,6 +386,39 @@ impl Routes {
             },
             keys,
         )
+    }
+
+    /// Sets the traffic each group's paths carry now (bit/s by label), as
+    /// the hosts' path counters measured it. Balancing then starts from
+    /// where the traffic is rather than from where the weights would put
+    /// it: a group of a few elephant flows follows its weights only
+    /// roughly, flowlet draw by flowlet draw.
+    pub fn set_measured(&mut self, measured: HashMap<(DeviceIx, DeviceIx), HashMap<u32, f64>>) {
+        self.measured = measured;
+    }
+
+    /// The shares of a group's demand on each of its paths: as measured
+    /// when there is a measurement with traffic, else as the weights say.
+    fn shares(&self, key: &(DeviceIx, DeviceIx), g: &Group) -> Vec<f64> {
+        if let Some(m) = self.measured.get(key) {
+            let per: Vec<f64> = g
+                .paths
+                .iter()
+                .map(|p| m.get(&p.label).copied().unwrap_or(0.0).max(0.0))
+                .collect();
+            let sum: f64 = per.iter().sum();
+            if sum > 0.0 {
+                return per.iter().map(|v| v / sum).collect();
+            }
+        }
+        let total: u32 = g.weights.iter().sum();
+        if total == 0 {
+            return vec![0.0; g.paths.len()];
+        }
+        g.weights
+            .iter()
+            .map(|w| f64::from(*w) / f64::from(total))
+            .collect()
     }
 
     /// One traffic-engineering round: the weights that lower the worst
@@ -439,7 +473,8 @@ impl Routes {
             .iter()
             .map(|(key, usable)| {
                 let g = &self.groups[key];
-                let w: Vec<f64> = usable.iter().map(|&i| f64::from(g.weights[i])).collect();
+                let all = self.shares(key, g);
+                let w: Vec<f64> = usable.iter().map(|&i| all[i]).collect();
                 let s: f64 = w.iter().sum();
                 if s > 0.0 {
                     w.iter().map(|v| v / s).collect()
@@ -482,13 +517,23 @@ impl Routes {
         let total = f64::from(self.config.total_weight);
         let max_step = f64::from(self.config.max_step);
         let mut out = Vec::new();
-        for (((key, usable), cur), tgt) in keys.iter().zip(&current).zip(&target) {
+        for ((key, usable), tgt) in keys.iter().zip(&target) {
             let g = &self.groups[key];
             if g.changed_at
                 .is_some_and(|t| now.saturating_duration_since(t) < self.config.hold)
             {
                 continue;
             }
+            // The move starts from the weights in force (the measured
+            // shares said where the traffic is; the weights are what the
+            // device holds).
+            let w: Vec<f64> = usable.iter().map(|&i| f64::from(g.weights[i])).collect();
+            let sum: f64 = w.iter().sum();
+            let cur: Vec<f64> = if sum > 0.0 {
+                w.iter().map(|v| v / sum).collect()
+            } else {
+                vec![1.0 / w.len() as f64; w.len()]
+            };
             let moved: f64 =
                 cur.iter().zip(tgt).map(|(c, t)| (t - c).abs()).sum::<f64>() / 2.0 * total;
             let theta = if moved > max_step {
@@ -497,7 +542,7 @@ impl Routes {
                 1.0
             };
             let mut shares = vec![0.0; g.paths.len()];
-            for ((&i, c), t) in usable.iter().zip(cur).zip(tgt) {
+            for ((&i, c), t) in usable.iter().zip(&cur).zip(tgt) {
                 shares[i] = c + theta * (t - c);
             }
             let weights = quantise(&shares, self.config.total_weight);

@@ -548,6 +548,17 @@ impl Shared {
     /// Per-group demand in bit/s, from the hosts' path counters (the rate
     /// since the last reading).
     pub async fn demands(&self) -> HashMap<(DeviceIx, DeviceIx), f64> {
+        self.measure_groups().await.0
+    }
+
+    /// Per group: its demand (bit/s, all paths) and the rate on each of its
+    /// paths by label, from two readings of every host's `path_counter`.
+    pub async fn measure_groups(
+        &self,
+    ) -> (
+        HashMap<(DeviceIx, DeviceIx), f64>,
+        HashMap<(DeviceIx, DeviceIx), HashMap<u32, f64>>,
+    ) {
         let hosts: Vec<&Managed> = self
             .devices
             .iter()
@@ -563,6 +574,7 @@ impl Shared {
         let readings = futures::future::join_all(reads).await;
         let now = Instant::now();
         let mut out = HashMap::new();
+        let mut per_path = HashMap::new();
         let mut net = lock(&self.net);
         let groups = crate::routing::p4::host_groups(&net.topo, &net.routes);
         for (ix, cells) in readings {
@@ -587,28 +599,28 @@ impl Shared {
             }
             let ids = program::path_ids(mine);
             for g in mine {
-                let sent: i64 = g
-                    .members
-                    .iter()
-                    .filter_map(|m| ids.get(&m.label))
-                    .map(|id| {
-                        let now_b = bytes.get(id).copied().unwrap_or(0);
-                        let then_b = before.get(id).copied().unwrap_or(0);
-                        (now_b - then_b).max(0)
-                    })
-                    .sum();
-                #[allow(clippy::cast_precision_loss, reason = "byte rates fit f64")]
-                let bps = sent as f64 * 8.0 / dt;
-                out.insert((ix, g.dst), bps);
+                let mut rates = HashMap::new();
+                for m in &g.members {
+                    let Some(id) = ids.get(&m.label) else {
+                        continue;
+                    };
+                    let now_b = bytes.get(id).copied().unwrap_or(0);
+                    let then_b = before.get(id).copied().unwrap_or(0);
+                    #[expect(clippy::cast_precision_loss, reason = "byte counts fit f64")]
+                    let bps = (now_b - then_b).max(0) as f64 * 8.0 / dt;
+                    rates.insert(m.label, bps);
+                }
+                out.insert((ix, g.dst), rates.values().sum());
+                per_path.insert((ix, g.dst), rates);
             }
         }
-        out
+        (out, per_path)
     }
 
     /// One telemetry period: link state from the collector's snapshot,
     /// demand from the hosts, a balancing round, the changed weights.
     pub async fn telemetry_round(&self, snapshot: &TelemetrySnapshot, taken: Instant) {
-        let demands = self.demands().await;
+        let (demands, per_path) = self.measure_groups().await;
         let updates = {
             let mut net = lock(&self.net);
             for t in &snapshot.links {
@@ -637,6 +649,7 @@ impl Shared {
             }
             let now = Instant::now();
             let Network { topo, routes, .. } = &mut *net;
+            routes.set_measured(per_path);
             let updates = routes.balance_sustained(topo, &demands, now);
             net.routes.apply(&updates, now);
             updates
