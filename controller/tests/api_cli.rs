@@ -33,18 +33,18 @@ fn serve() -> Server {
         format!("operator ci {OPERATOR}\nviewer dash {VIEWER}\n"),
     )
     .unwrap();
+    spawn(dir, &["--demo".into()])
+}
+
+/// Starts `solyx api serve` on a loopback port with the tokens and a state
+/// file in `dir`, and the extra `args`; waits for the address it prints.
+fn spawn(dir: tempfile::TempDir, args: &[std::ffi::OsString]) -> Server {
     let mut child = Command::new(BIN)
-        .args([
-            "api",
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--tokens",
-        ])
-        .arg(&tokens)
+        .args(["api", "serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(dir.path().join("tokens"))
         .arg("--db")
         .arg(dir.path().join("state.db"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -210,6 +210,7 @@ fn serve_with_nodes() -> Server {
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("operator ci {OPERATOR}\n")).unwrap();
     let topology = dir.path().join("cluster.yaml");
+    let orchestrator = dir.path().join("orchestrator.db");
     std::fs::write(
         &topology,
         "name: cli\ndevices:\n\
@@ -221,29 +222,15 @@ fn serve_with_nodes() -> Server {
          links:\n  - [gpu1:1, leaf1:1]\n  - [gpu2:1, leaf1:2]\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["api", "serve", "--listen", "127.0.0.1:0", "--tokens"])
-        .arg(&tokens)
-        .arg("--db")
-        .arg(dir.path().join("state.db"))
-        .arg("--topology")
-        .arg(&topology)
-        .arg("--orchestrator-db")
-        .arg(dir.path().join("orchestrator.db"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
-    Server {
-        child,
-        addr: line.trim().to_string(),
-        _dir: dir,
-    }
+    spawn(
+        dir,
+        &[
+            "--topology".into(),
+            topology.into_os_string(),
+            "--orchestrator-db".into(),
+            orchestrator.into_os_string(),
+        ],
+    )
 }
 
 #[test]

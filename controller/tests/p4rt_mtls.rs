@@ -8,43 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+mod common;
+
+use common::certs::{ca, leaf, Ca};
+use rcgen::ExtendedKeyUsagePurpose;
 use solyx::p4rt::{Backoff, ClientError, ClientTls, DeviceSession, SessionConfig};
 use solyx_agent::p4rt::{spawn_tcp_tls, AgentService, MemoryDataplane, ServerConfig, ServerTls};
-
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca {
-        pem,
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// A leaf certificate and key (PEM) signed by `ca`.
-fn leaf(ca: &Ca, name: &str, usage: ExtendedKeyUsagePurpose) -> (Vec<u8>, Vec<u8>) {
-    let mut params = CertificateParams::new(vec![name.into()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
-}
 
 async fn agent_with_mtls(ca: &Ca) -> solyx_agent::p4rt::RunningServer {
     let (cert, key) = leaf(ca, "localhost", ExtendedKeyUsagePurpose::ServerAuth);

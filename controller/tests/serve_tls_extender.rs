@@ -13,47 +13,21 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+mod common;
+
+use common::certs::{ca, leaf, Ca};
+use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::{json, Value};
 use solyx_agent::p4rt::{spawn_tcp_tls, AgentService, MemoryDataplane, ServerConfig, ServerTls};
 use solyx_orchestrator::extender::ExtenderFilterResult;
 
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca() -> Ca {
-    let mut params = CertificateParams::new(Vec::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "solyx test CA");
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca {
-        pem,
-        issuer: Issuer::new(params, key),
-    }
-}
-
 /// A certificate and key (PEM) for `localhost`, signed by `ca`.
-fn leaf(ca: &Ca, usage: ExtendedKeyUsagePurpose) -> (String, String) {
-    let mut params = CertificateParams::new(vec!["localhost".into()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
+fn localhost(ca: &Ca, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+    let (cert, key) = leaf(ca, "localhost", usage);
+    (
+        String::from_utf8(cert).unwrap(),
+        String::from_utf8(key).unwrap(),
+    )
 }
 
 struct Dir(PathBuf);
@@ -103,11 +77,11 @@ impl Drop for Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_over_mutual_tls_and_https_with_the_extender() {
     let dir = Dir::new();
-    let ca = ca();
+    let ca = ca("solyx test CA");
     let ca_file = dir.file("ca.pem", &ca.pem);
 
     // The agent accepts only clients with a certificate from the CA.
-    let (cert, key) = leaf(&ca, ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key) = localhost(&ca, ExtendedKeyUsagePurpose::ServerAuth);
     let tls = ServerTls::from_pem(
         cert.clone().into_bytes(),
         key.clone().into_bytes(),
@@ -120,7 +94,7 @@ async fn serve_over_mutual_tls_and_https_with_the_extender() {
     let agent_port = agent.local_addr().unwrap().port();
 
     // The controller's client certificate and the API's server certificate.
-    let (client_cert, client_key) = leaf(&ca, ExtendedKeyUsagePurpose::ClientAuth);
+    let (client_cert, client_key) = localhost(&ca, ExtendedKeyUsagePurpose::ClientAuth);
     let p4rt_cert = dir.file("controller.pem", &client_cert);
     let p4rt_key = dir.file("controller.key", &client_key);
     let api_cert = dir.file("api.pem", &cert);
