@@ -24,8 +24,8 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 ///
 /// # Errors
 /// The netlink socket could not be opened, or the kernel refused the
-/// change (a kernel older than 5.19 does not let it change; the error
-/// says so).
+/// change (older kernels take `gso_max_segs` only when a link is
+/// created); the error carries the kernel's answer.
 pub fn set_gso_max_segs(ifindex: u32, segments: u32) -> io::Result<()> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;

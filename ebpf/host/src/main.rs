@@ -209,7 +209,7 @@ fn egress(ctx: &TcContext) -> i32 {
     // unlabelled on the kernel's route: segmenting an MPLS GSO skb needs
     // `mpls_gso` and an inner protocol the helpers cannot set. The agent
     // sets its ports' gso_max_segs to 1 so that TCP sends none; where the
-    // kernel refuses that (before 5.19), TCP bursts skip their path.
+    // kernel refuses that (older ones), TCP bursts skip their path.
     if gso_size != 0 {
         count_event(HostEvent::Gso);
         return TC_ACT_OK;
