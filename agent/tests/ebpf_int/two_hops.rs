@@ -450,9 +450,22 @@ fn queue_occupancy_under_tbf() {
     let burst: Vec<Vec<u8>> = (0..BURST).map(|_| path_frame(8, &[9u8; 1000])).collect();
     send_from_h1(&h1, &names.h1, &burst);
     // h1's socket buffer keeps about 45 of those in flight (queued at s1),
-    // so the send returns while the tbf still holds ~48 kB; 10 ms later
-    // ~38 kB are left and published.
-    std::thread::sleep(Duration::from_millis(10));
+    // so the send returns while the tbf still holds ~48 kB. The probes go
+    // once the publisher has put the draining port in the map (backlog and
+    // TX rate), not after a fixed pause: a publisher thread that a busy
+    // machine holds back would leave the probes an older state.
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    loop {
+        let state = switches[0].int.port_state(2).expect("state");
+        if state.backlog_bytes > 5_000 && state.tx_util_kbps > 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publisher showed no draining queue within 100 ms: {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let probes: Vec<Vec<u8>> = (0..PROBES)
         .map(|i| path_frame(8, format!("probe-{i}").as_bytes()))
         .collect();
