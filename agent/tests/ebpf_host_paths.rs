@@ -24,7 +24,14 @@
 //!   the byte share of path 1 (read from h1's `path_counter` over
 //!   P4Runtime) is 0.5 ± 0.12 with weights 1:1 and 0.75 ± 0.12 after a
 //!   MODIFY to 3:1 (200 bursts per phase: about 3.5 standard deviations),
-//!   and h2 receives every burst in order (no reordering).
+//!   and h2 receives every burst in order (no reordering);
+//! * elephants: after the weighted flow (the elephant) and three small
+//!   flows, the controller's `DeviceSession::elephants` (what `solyx p4rt
+//!   elephants` prints) names the elephant first, with its 5-tuple and the
+//!   exact packets and bytes sent, then the small flows in order of size;
+//!   `flow_key_register` read over P4Runtime by index and as a wildcard
+//!   (every cell) holds the 5-tuples; an index outside the register and a
+//!   register write are refused.
 //!
 //! Namespaces `sxf<pid>-hostpaths-<role>`, veths `sx<pid>hp…`, pin
 //! directories `sxf<pid>-hostpaths-…` and `sxh<pid>-…`, all removed by
@@ -291,6 +298,187 @@ fn check_probe(report: &Report, sent_before: u64) -> (u8, u64) {
         .expect("the sink's timestamp");
     assert!(t <= sink, "last egress {t} ≤ sink {sink}");
     (body.path_id, body.sequence)
+}
+
+/// Bytes a datagram of `payload` bytes counts at the host's TC egress:
+/// Ethernet, IPv4, UDP headers and the payload.
+fn frame_len(payload: usize) -> i64 {
+    i64::try_from(14 + 20 + 8 + payload).unwrap()
+}
+
+/// The flow bucket of a UDP flow from h1 to h2's data port.
+fn bucket_of(sport: u16) -> u32 {
+    solyx_ebpf_common::host::flow_bucket([10, 0, 1, 1], [10, 0, 2, 2], 17, sport, DATA_PORT)
+}
+
+/// After the elephant (`seq` datagrams of 1000 bytes from `data`), sends
+/// three small flows and reads the largest flows of h1 over P4Runtime.
+async fn check_elephants(
+    t: &Topology,
+    h1s: &DeviceSession,
+    hx: &P4InfoIndex,
+    data: &UdpSocket,
+    int_sender: &UdpSocket,
+    seq: u64,
+) {
+    use solyx::p4rt::{ClientError, FiveTuple};
+
+    let elephant_port = data.local_addr().unwrap().port();
+    let elephant = FiveTuple {
+        src: Ipv4Addr::new(10, 0, 1, 1),
+        dst: Ipv4Addr::new(10, 0, 2, 2),
+        proto: 17,
+        sport: elephant_port,
+        dport: DATA_PORT,
+    };
+    // Three small flows, from ports whose buckets no other flow of the test
+    // uses (a shared bucket would add up, which is not what is checked).
+    let int_port = int_sender.local_addr().unwrap().port();
+    let int_bucket = solyx_ebpf_common::host::flow_bucket(
+        [10, 0, 1, 1],
+        [10, 0, 2, 2],
+        17,
+        int_port,
+        INT_APP_PORT,
+    );
+    let mut taken = vec![bucket_of(elephant_port), int_bucket];
+    let mut small = Vec::new();
+    for port in 42_000u16.. {
+        if small.len() == 3 {
+            break;
+        }
+        if !taken.contains(&bucket_of(port)) {
+            taken.push(bucket_of(port));
+            small.push(port);
+        }
+    }
+    let small_packets = [5usize, 3, 2];
+    let small_payload = 200;
+    for (port, packets) in small.iter().zip(small_packets) {
+        let socket = in_netns(&t.ns("h1"), || {
+            UdpSocket::bind(("10.0.1.1", *port)).unwrap()
+        });
+        for _ in 0..packets {
+            socket
+                .send_to(&[0x5a; 200], ("10.0.2.2", DATA_PORT))
+                .unwrap();
+        }
+    }
+
+    let top = h1s.elephants(hx, 5).await.expect("read the largest flows");
+    println!("elephants of h1:");
+    for e in &top {
+        println!(
+            "  bucket {:>4} {:>8} packets {:>10} bytes  {}",
+            e.bucket,
+            e.packets,
+            e.bytes,
+            e.flow.map_or_else(|| "?".to_string(), |f| f.to_string())
+        );
+    }
+    let sent = i64::try_from(seq).unwrap();
+    assert_eq!(top[0].flow, Some(elephant), "the elephant first: {top:?}");
+    assert_eq!(top[0].bucket, i64::from(bucket_of(elephant_port)));
+    assert_eq!(
+        (top[0].packets, top[0].bytes),
+        (sent, sent * frame_len(1000)),
+        "the elephant's packets and bytes as sent"
+    );
+    for (n, (port, packets)) in small.iter().zip(small_packets).enumerate() {
+        let e = &top[n + 1];
+        let packets = i64::try_from(packets).unwrap();
+        assert_eq!(
+            (e.flow, e.packets, e.bytes),
+            (
+                Some(FiveTuple {
+                    sport: *port,
+                    ..elephant
+                }),
+                packets,
+                packets * frame_len(small_payload)
+            ),
+            "small flow {n} from port {port}: {top:?}"
+        );
+    }
+    // The fifth and last: the one INT datagram (to port 6000).
+    assert_eq!(
+        top.len(),
+        5,
+        "five flows left h1 by a labelled path: {top:?}"
+    );
+    assert_eq!(
+        (top[4].flow.map(|f| (f.sport, f.dport)), top[4].packets),
+        (Some((int_port, INT_APP_PORT)), 1),
+        "{top:?}"
+    );
+
+    // The register itself: one cell by index, and every cell.
+    let register = hx.registers.by_name("flow_key_register").unwrap().id;
+    let cell = |r: &p4::RegisterEntry| match r.data.as_ref().and_then(|d| d.data.as_ref()) {
+        Some(p4::p4_data::Data::Bitstring(b)) => b.clone(),
+        other => panic!("a bitstring cell, not {other:?}"),
+    };
+    let bucket = i64::from(bucket_of(elephant_port));
+    let one = h1s
+        .read_register(register, Some(bucket))
+        .await
+        .expect("read one cell");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].index.map(|i| i.index), Some(bucket));
+    let mut want = vec![10, 0, 1, 1, 10, 0, 2, 2, 17];
+    want.extend_from_slice(&elephant_port.to_be_bytes());
+    want.extend_from_slice(&DATA_PORT.to_be_bytes());
+    assert_eq!(cell(&one[0]), want, "src ++ dst ++ proto ++ sport ++ dport");
+    let all = h1s
+        .read_register(register, None)
+        .await
+        .expect("read every cell");
+    assert_eq!(all.len(), 4096, "one entity per flow bucket");
+    assert!(all
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.register_id == register
+            && r.index.map(|x| x.index) == Some(i64::try_from(i).unwrap())));
+    for port in &small {
+        let b = usize::try_from(bucket_of(*port)).unwrap();
+        let flow = FiveTuple::from_cell(&cell(&all[b])).unwrap();
+        assert_eq!((flow.sport, flow.dport), (*port, DATA_PORT));
+    }
+    let unused = (0..4096u32).find(|b| !taken.contains(b)).unwrap();
+    assert_eq!(
+        cell(&all[usize::try_from(unused).unwrap()]),
+        vec![0],
+        "a bucket no flow used"
+    );
+
+    // An index outside the register: INVALID_ARGUMENT naming it.
+    match h1s.read_register(register, Some(4096)).await {
+        Err(ClientError::Rpc { status, .. }) => {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+            assert!(
+                status.message().contains("flow_key_register")
+                    && status.message().contains("outside 0..4096"),
+                "{status}"
+            );
+        }
+        other => panic!("index 4096 refused, not {other:?}"),
+    }
+    // The program owns the cells: a write is refused.
+    let write = p4::Entity {
+        entity: Some(p4::entity::Entity::RegisterEntry(p4::RegisterEntry {
+            register_id: register,
+            index: Some(p4::Index { index: 0 }),
+            data: Some(p4::P4Data {
+                data: Some(p4::p4_data::Data::Bitstring(vec![1])),
+            }),
+        })),
+    };
+    let results = h1s.modify(vec![write]).await.expect("a write answer");
+    let e = results[0]
+        .as_ref()
+        .expect_err("a register write is refused");
+    assert_eq!(e.code, tonic::Code::Unimplemented, "{e}");
+    assert!(e.message.contains("register"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,6 +847,7 @@ async fn two_paths_probes_reports_and_weights() {
         "the elephant stands out: {:?}",
         &bytes[..bytes.len().min(4)]
     );
+    check_elephants(&t, &h1s, &hx, &data, &sender, seq).await;
 
     let exported = h2
         .node

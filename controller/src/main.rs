@@ -350,6 +350,15 @@ enum P4rtCommand {
         #[arg(long)]
         index: Option<i64>,
     },
+    /// The largest flows of a host (solyx_host): flow buckets by bytes
+    /// (flow_bytes_counter) with the 5-tuple that last counted in each
+    /// (flow_key_register). Two flows in one bucket add up their bytes and
+    /// show the key of the last one seen.
+    Elephants {
+        /// How many flows to show.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -974,6 +983,73 @@ async fn p4rt(args: P4rtArgs) -> Result<()> {
                 out!("{:>6} {:>14} {:>16}", "INDEX", "PACKETS", "BYTES");
                 for (i, p, b) in rows {
                     out!("{i:>6} {p:>14} {b:>16}");
+                }
+            }
+        }
+        P4rtCommand::Elephants { top } => {
+            let index = device_index(&session).await?;
+            let flows = session.elephants(&index, *top).await.with_context(|| {
+                format!(
+                    "device {} (pipeline {}): reading the largest flows needs a solyx_host \
+                     pipeline",
+                    session.device_id(),
+                    index.package().1
+                )
+            })?;
+            if args.json {
+                let v: Vec<_> = flows
+                    .iter()
+                    .map(|e| {
+                        let flow = e.flow.map(|f| {
+                            serde_json::json!({
+                                "src": f.src.to_string(),
+                                "dst": f.dst.to_string(),
+                                "proto": f.proto,
+                                "sport": f.sport,
+                                "dport": f.dport,
+                            })
+                        });
+                        serde_json::json!({
+                            "bucket": e.bucket,
+                            "flow": flow,
+                            "packets": e.packets,
+                            "bytes": e.bytes,
+                        })
+                    })
+                    .collect();
+                out!("{}", serde_json::Value::Array(v));
+            } else {
+                out!(
+                    "{:<5} {:<15} {:>5} {:<15} {:>5} {:>6} {:>14} {:>16}",
+                    "PROTO",
+                    "SRC",
+                    "SPORT",
+                    "DST",
+                    "DPORT",
+                    "BUCKET",
+                    "PACKETS",
+                    "BYTES"
+                );
+                for e in &flows {
+                    let (proto, src, sport, dst, dport) = match e.flow {
+                        Some(f) => (
+                            f.proto_name(),
+                            f.src.to_string(),
+                            f.sport.to_string(),
+                            f.dst.to_string(),
+                            f.dport.to_string(),
+                        ),
+                        None => ("?".into(), "?".into(), "?".into(), "?".into(), "?".into()),
+                    };
+                    out!(
+                        "{proto:<5} {src:<15} {sport:>5} {dst:<15} {dport:>5} {:>6} {:>14} {:>16}",
+                        e.bucket,
+                        e.packets,
+                        e.bytes
+                    );
+                }
+                if flows.is_empty() {
+                    note!("no flow bucket has counted any bytes");
                 }
             }
         }

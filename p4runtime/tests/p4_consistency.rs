@@ -2,13 +2,15 @@
 //! source: each entity pinned with `@id` in the source is in the P4Info with
 //! the same ID, name, match fields (names, kinds, widths, order), action
 //! references (with `@defaultonly` scope), action parameters, selector and
-//! direct counters; and every P4Info entity comes from the source.
+//! direct counters, and registers (ID, name, size, bit width of the cells);
+//! and every P4Info entity comes from the source.
 //!
 //! p4c cannot run on every machine that builds Solyx, so the source pins
 //! every control-plane ID and this test keeps source and P4Info in step.
 //! It reads the regular layout the P4 sources keep (see `p4/README.md`):
 //! `@id(...)` and `@name("...")` on the lines right before a declaration,
-//! one key per line as `expr : kind @name("field");`.
+//! one key per line as `expr : kind @name("field");`. Sizes may be numbers
+//! or `#define`d names.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ use solyx_p4runtime::P4InfoIndex;
 struct Source {
     /// typedef name -> width.
     typedefs: HashMap<String, u32>,
+    /// `#define NAME number` -> number.
+    defines: HashMap<String, i64>,
     /// type name (header or struct) -> field name -> type text.
     types: HashMap<String, Vec<(String, String)>>,
     /// control/parser parameter name -> type name, e.g. hdr -> headers_t.
@@ -50,6 +54,11 @@ enum Kind {
     Selector,
     Counter,
     DirectCounter,
+    /// `register<T>(size) name;`: the cell type's text and the size's.
+    Register {
+        ty: String,
+        size: String,
+    },
     PacketHeader {
         fields: Vec<(String, String)>,
     },
@@ -176,7 +185,14 @@ fn read_source(dir: &Path) -> Source {
         while i < lines.len() {
             let l = lines[i].as_str();
             let at = format!("{rel}:{}", i + 1);
-            if let Some(rest) = l.strip_prefix("typedef bit<") {
+            if let Some(rest) = l.strip_prefix("#define ") {
+                let mut words = rest.split_whitespace();
+                if let (Some(name), Some(value)) = (words.next(), words.next()) {
+                    if let Some(v) = parse_int(value) {
+                        src.defines.insert(name.to_string(), v);
+                    }
+                }
+            } else if let Some(rest) = l.strip_prefix("typedef bit<") {
                 let (w, name) = rest.split_once('>').expect("typedef");
                 src.typedefs.insert(
                     name.trim().trim_end_matches(';').to_string(),
@@ -262,6 +278,25 @@ fn read_source(dir: &Path) -> Source {
                     Kind::Selector
                 } else if l.starts_with("direct_counter") {
                     Kind::DirectCounter
+                } else if let Some(rest) = l.strip_prefix("register<") {
+                    // `register<bit<104>>(SIZE) name;`: the type ends at the
+                    // `>` that closes `register<`.
+                    let mut depth = 1;
+                    let end = rest
+                        .char_indices()
+                        .find(|(_, c)| {
+                            match c {
+                                '<' => depth += 1,
+                                '>' => depth -= 1,
+                                _ => {}
+                            }
+                            depth == 0
+                        })
+                        .map_or(rest.len(), |(n, _)| n);
+                    Kind::Register {
+                        ty: rest[..end].trim().to_string(),
+                        size: between(&rest[end..], "(", ')').trim().to_string(),
+                    }
                 } else if l.starts_with("counter") {
                     Kind::Counter
                 } else if l.starts_with('@') {
@@ -280,6 +315,16 @@ fn read_source(dir: &Path) -> Source {
     src
 }
 
+/// A decimal or `0x` hexadecimal number, with an optional `32w` width prefix.
+fn parse_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let t = t.split_once('w').map_or(t, |(_, v)| v);
+    match t.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
 /// Marks where an entity of an included file of another pipeline was read.
 const EXTERNAL: &str = "external:";
 
@@ -293,6 +338,11 @@ fn standard_metadata(field: &str) -> Option<u32> {
 }
 
 impl Source {
+    /// A size written as a number or a `#define`d name.
+    fn size_of(&self, text: &str) -> Option<i64> {
+        parse_int(text).or_else(|| self.defines.get(text.trim()).copied())
+    }
+
     fn width_of_type(&self, ty: &str) -> Option<u32> {
         if let Some(w) = ty.strip_prefix("bit<").and_then(|r| r.strip_suffix('>')) {
             return w.parse().ok();
@@ -348,6 +398,21 @@ fn pipelines() -> Vec<(PathBuf, PathBuf)> {
     out
 }
 
+/// The bit width of a register's cells, when its type is a plain
+/// bitstring (`bit<W>`, `int<W>`, `varbit<W>`).
+fn register_width(r: &solyx_p4runtime::proto::p4::config::v1::Register) -> Option<u32> {
+    use solyx_p4runtime::proto::p4::config::v1::{p4_bitstring_like_type_spec, p4_data_type_spec};
+    let spec = r.type_spec.as_ref()?.type_spec.as_ref()?;
+    let p4_data_type_spec::TypeSpec::Bitstring(b) = spec else {
+        return None;
+    };
+    match b.type_spec.as_ref()? {
+        p4_bitstring_like_type_spec::TypeSpec::Bit(t) => u32::try_from(t.bitwidth).ok(),
+        p4_bitstring_like_type_spec::TypeSpec::Int(t) => u32::try_from(t.bitwidth).ok(),
+        p4_bitstring_like_type_spec::TypeSpec::Varbit(t) => u32::try_from(t.max_bitwidth).ok(),
+    }
+}
+
 fn check(dir: &Path, p4info: &Path) -> Vec<String> {
     let src = read_source(dir);
     let text = std::fs::read_to_string(p4info).expect("read P4Info");
@@ -376,6 +441,7 @@ fn check(dir: &Path, p4info: &Path) -> Vec<String> {
             Kind::Selector => 0x11,
             Kind::Counter => 0x12,
             Kind::DirectCounter => 0x13,
+            Kind::Register { .. } => 0x16,
             Kind::PacketHeader { .. } => 0x04,
         };
         if prefix != want_prefix {
@@ -548,6 +614,42 @@ fn check(dir: &Path, p4info: &Path) -> Vec<String> {
                 )),
                 Some(_) => {}
             },
+            Kind::Register { ty, size } => {
+                let Some(r) = ix
+                    .p4info()
+                    .registers
+                    .iter()
+                    .find(|r| r.preamble.as_ref().map(|p| p.id) == Some(e.id))
+                else {
+                    p(format!(
+                        "{}: register {} ({:#x}) is not in the P4Info",
+                        e.at, e.name, e.id
+                    ));
+                    continue;
+                };
+                let name = r.preamble.as_ref().map_or("", |p| p.name.as_str());
+                if name != e.name {
+                    p(format!(
+                        "{}: register {:#x} is {} in the source, {name} in the P4Info",
+                        e.at, e.id, e.name
+                    ));
+                }
+                let want_size = src.size_of(size);
+                if want_size != Some(i64::from(r.size)) {
+                    p(format!(
+                        "{}: register {} size: source {size} = {want_size:?}, P4Info {}",
+                        e.at, e.name, r.size
+                    ));
+                }
+                let want_width = src.width_of_type(ty);
+                let have_width = register_width(r);
+                if want_width.is_none() || want_width != have_width {
+                    p(format!(
+                        "{}: register {} cells: source {ty} = {want_width:?} bits, P4Info {have_width:?} bits",
+                        e.at, e.name
+                    ));
+                }
+            }
             Kind::PacketHeader { fields } => match ix.packet_metadata.by_id(e.id) {
                 None => p(format!(
                     "{}: controller header {} is not in the P4Info",
@@ -640,4 +742,159 @@ fn the_check_notices_a_drifted_p4info() {
     let problems = check(&dir, &tmp);
     let _ = std::fs::remove_file(&tmp);
     assert!(problems.iter().any(|p| p.contains("bits")), "{problems:?}");
+}
+
+/// The `solyx_host` pipeline: the one with registers.
+fn host_pipeline() -> (PathBuf, PathBuf) {
+    pipelines()
+        .into_iter()
+        .find(|(dir, _)| dir.ends_with("solyx_host"))
+        .expect("p4/solyx_host")
+}
+
+/// Copies `from` into `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy dir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let p = e.expect("dir entry").path();
+        let target = to.join(p.file_name().expect("file name"));
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).expect("copy file");
+        }
+    }
+}
+
+/// The problems `check` finds in a copy of the P4 sources (both pipelines,
+/// since the host includes the fabric's headers) after `edit` changed
+/// `file` of the host pipeline.
+fn check_edited_source(tag: &str, file: &str, from: &str, to: &str) -> Vec<String> {
+    let (dir, p4info) = host_pipeline();
+    let root = dir.parent().expect("p4 dir");
+    let tmp = std::env::temp_dir().join(format!("solyx-drift-src-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_tree(root, &tmp.join("p4"));
+    let host = tmp.join("p4").join(dir.file_name().expect("pipeline name"));
+    let path = host.join(file);
+    let text = std::fs::read_to_string(&path).expect("read source");
+    assert!(text.contains(from), "{file} no longer contains {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write source");
+    let problems = check(&host, &p4info);
+    let _ = std::fs::remove_dir_all(&tmp);
+    problems
+}
+
+/// A change to the `registers` section of a P4Info text.
+type Edit = fn(&str) -> String;
+
+/// The problems `check` finds against a copy of the host P4Info whose
+/// `registers` section was changed by `edit`.
+fn check_edited_p4info(tag: &str, edit: impl Fn(&str) -> String) -> Vec<String> {
+    let (dir, p4info) = host_pipeline();
+    let text = std::fs::read_to_string(&p4info).expect("read");
+    let at = text.find("registers {").expect("a registers section");
+    let drifted = format!("{}{}", &text[..at], edit(&text[at..]));
+    let tmp = std::env::temp_dir().join(format!(
+        "solyx-drift-{}-{tag}.p4info.txtpb",
+        std::process::id()
+    ));
+    std::fs::write(&tmp, drifted).expect("write");
+    let problems = check(&dir, &tmp);
+    let _ = std::fs::remove_file(&tmp);
+    problems
+}
+
+#[test]
+fn registers_are_checked_against_the_p4info() {
+    let (dir, p4info) = host_pipeline();
+    let src = read_source(&dir);
+    assert!(
+        src.entities
+            .iter()
+            .any(|e| matches!(e.kind, Kind::Register { .. })
+                && e.name == "HostEgress.flow_key_register"),
+        "the host's pinned register is read from the source"
+    );
+    assert_eq!(check(&dir, &p4info), Vec::<String>::new());
+
+    // The P4Info drifts: width, size, name, a missing and an extra register.
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "width",
+            |r| r.replacen("bitwidth: 104", "bitwidth: 96", 1),
+            "register HostEgress.flow_key_register cells",
+        ),
+        (
+            "size",
+            |r| r.replacen("size: 4096", "size: 2048", 1),
+            "register HostEgress.flow_key_register size",
+        ),
+        (
+            "name",
+            |r| r.replacen("HostEgress.flow_key_register", "HostEgress.flow_key", 1),
+            "HostEgress.flow_key in the P4Info",
+        ),
+        (
+            "missing",
+            |_| String::new(),
+            "register HostEgress.flow_key_register (0x16000401) is not in the P4Info",
+        ),
+        (
+            "extra",
+            |r| {
+                format!(
+                    "{r}registers {{\n  preamble {{\n    id: 369099778\n    \
+                     name: \"HostEgress.flowlet_ids\"\n    alias: \"flowlet_ids\"\n  }}\n  \
+                     type_spec {{\n    bitstring {{\n      bit {{\n        bitwidth: 16\n      \
+                     }}\n    }}\n  }}\n  size: 4096\n}}\n"
+                )
+            },
+            "HostEgress.flowlet_ids (0x16000402) has no @id in the source",
+        ),
+    ];
+    for (tag, edit, want) in cases {
+        let problems = check_edited_p4info(tag, edit);
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "P4Info {tag}: no problem mentions {want:?}: {problems:?}"
+        );
+    }
+
+    // The source drifts: cell width, size (through its #define), @id.
+    let egress = "include/control/host_egress.p4";
+    let problems = check_edited_source(
+        "width",
+        egress,
+        "register<bit<104>>(HOST_FLOW_BUCKETS) flow_key_register",
+        "register<bit<96>>(HOST_FLOW_BUCKETS) flow_key_register",
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("source bit<96> = Some(96) bits")),
+        "{problems:?}"
+    );
+    let problems = check_edited_source(
+        "size",
+        "include/define.p4",
+        "#define HOST_FLOW_BUCKETS 4096",
+        "#define HOST_FLOW_BUCKETS 8192",
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("size: source HOST_FLOW_BUCKETS = Some(8192), P4Info 4096")),
+        "{problems:?}"
+    );
+    let problems = check_edited_source("id", egress, "@id(0x16000401)", "@id(0x16000403)");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("(0x16000403) is not in the P4Info"))
+            && problems
+                .iter()
+                .any(|p| p.contains("(0x16000401) has no @id in the source")),
+        "{problems:?}"
+    );
 }

@@ -18,11 +18,11 @@ use aya::programs::tc::TcAttachType;
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, EbpfLoader};
 use solyx_ebpf_common::host::{
-    Flowlet, HostConfig, HostEvent, HostGroup, HostRoute, SinkPort, FLOW_BUCKETS, HOST_EVENT_SLOTS,
-    HOST_GROUP_CAPACITY, HOST_PATH_SLOTS, HOST_ROUTE_CAPACITY, INT_SINK_PORT_CAPACITY,
-    MAP_FLOWLETS, MAP_FLOW_BYTES, MAP_HOST_CONFIG, MAP_HOST_EVENTS, MAP_HOST_GROUPS,
-    MAP_HOST_PATH_HITS, MAP_HOST_PORTS, MAP_HOST_ROUTES, MAP_HOST_ROUTE_HITS, MAP_INT_SINK,
-    MAP_INT_SINK_PORTS, PROG_HOST_EGRESS, PROG_HOST_INGRESS,
+    FlowKey, Flowlet, HostConfig, HostEvent, HostGroup, HostRoute, SinkPort, FLOW_BUCKETS,
+    HOST_EVENT_SLOTS, HOST_GROUP_CAPACITY, HOST_PATH_SLOTS, HOST_ROUTE_CAPACITY,
+    INT_SINK_PORT_CAPACITY, MAP_FLOWLETS, MAP_FLOW_BYTES, MAP_FLOW_KEYS, MAP_HOST_CONFIG,
+    MAP_HOST_EVENTS, MAP_HOST_GROUPS, MAP_HOST_PATH_HITS, MAP_HOST_PORTS, MAP_HOST_ROUTES,
+    MAP_HOST_ROUTE_HITS, MAP_INT_SINK, MAP_INT_SINK_PORTS, PROG_HOST_EGRESS, PROG_HOST_INGRESS,
 };
 use solyx_ebpf_common::{Counter, PortConfig, MAX_PORTS};
 
@@ -34,6 +34,10 @@ use super::{host_object, Error};
 
 /// An IPv4 prefix: address (network order) and length.
 pub type RoutePrefix = ([u8; 4], u32);
+
+/// Reads of a flow key that does not hash to its bucket before it is
+/// returned as it is.
+const FLOW_KEY_READS: usize = 4;
 
 /// Pinned link file name prefixes.
 const INGRESS_PIN: &str = "link-ingress-";
@@ -56,7 +60,7 @@ const fn layout(
 }
 
 /// The pinned maps and the layout each must have.
-const LAYOUTS: [MapLayout; 10] = [
+const LAYOUTS: [MapLayout; 11] = [
     layout(
         MAP_HOST_ROUTES,
         MapType::LpmTrie,
@@ -100,6 +104,13 @@ const LAYOUTS: [MapLayout; 10] = [
         FLOW_BUCKETS,
     ),
     layout(
+        MAP_FLOW_KEYS,
+        MapType::Array,
+        4,
+        size_of::<FlowKey>(),
+        FLOW_BUCKETS,
+    ),
+    layout(
         MAP_HOST_CONFIG,
         MapType::Array,
         4,
@@ -140,6 +151,7 @@ pub struct Host {
     path_hits: PerCpuArray<MapData, Counter>,
     flowlets: Array<MapData, Flowlet>,
     flow_bytes: PerCpuArray<MapData, Counter>,
+    flow_keys: Array<MapData, FlowKey>,
     config: Array<MapData, HostConfig>,
     ports: HashMap<MapData, u32, PortConfig>,
     sink_ports: HashMap<MapData, u32, SinkPort>,
@@ -210,6 +222,7 @@ impl Host {
             path_hits: take(&mut ebpf, MAP_HOST_PATH_HITS, PerCpuArray::try_from)?,
             flowlets: take(&mut ebpf, MAP_FLOWLETS, Array::try_from)?,
             flow_bytes: take(&mut ebpf, MAP_FLOW_BYTES, PerCpuArray::try_from)?,
+            flow_keys: take(&mut ebpf, MAP_FLOW_KEYS, Array::try_from)?,
             config: take(&mut ebpf, MAP_HOST_CONFIG, Array::try_from)?,
             ports: take(&mut ebpf, MAP_HOST_PORTS, HashMap::try_from)?,
             sink_ports: take(&mut ebpf, MAP_INT_SINK_PORTS, HashMap::try_from)?,
@@ -513,6 +526,27 @@ impl Host {
     /// Out of range or the map failed.
     pub fn flow_bytes(&self, bucket: u32) -> Result<Counter, Error> {
         Self::per_cpu(&self.flow_bytes, MAP_FLOW_BYTES, bucket)
+    }
+
+    /// The 5-tuple of the flow that last counted in flow bucket `bucket`
+    /// (zeros when none has). A key being rewritten while it is read (two
+    /// flows in one bucket, on two CPUs) can come out as a mix of both: a
+    /// key that does not hash to its bucket is read again, a few times.
+    ///
+    /// # Errors
+    /// Out of range or the map failed.
+    pub fn flow_key(&self, bucket: u32) -> Result<FlowKey, Error> {
+        let mut key = FlowKey::default();
+        for _ in 0..FLOW_KEY_READS {
+            key = self
+                .flow_keys
+                .get(&bucket, 0)
+                .map_err(|e| Error::map(MAP_FLOW_KEYS, FLOW_BUCKETS, e))?;
+            if key == FlowKey::default() || key.bucket() == bucket {
+                break;
+            }
+        }
+        Ok(key)
     }
 
     /// The flowlet state of flow bucket `bucket`.

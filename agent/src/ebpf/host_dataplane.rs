@@ -2,6 +2,12 @@
 //! Validated P4Runtime changes become writes of the host programs' maps
 //! ([`Host`]); counters are read from their per-CPU maps.
 //!
+//! Register `HostEgress.flow_key_register` is read from `FLOW_KEYS`: each
+//! cell the 104-bit concatenation of the 5-tuple that last counted in the
+//! flow bucket (see [`FlowKey::to_p4_bytes`]), canonical (shortest
+//! big-endian bytes, zero as one `0x00` byte). Writes of it are refused by
+//! the server (UNIMPLEMENTED): the program owns the cells.
+//!
 //! Members of `HostEgress.path_selector` (`set_path`) exist only here:
 //! their resolved path is copied into every group that uses them, and a
 //! route to a single member gets a one-slot group of its own
@@ -16,8 +22,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use solyx_ebpf_common::host::{
-    HostGroup, HostPath, HostRoute, SinkPort, FLOW_BUCKETS, HOST_MAX_SLOTS, HOST_ONE_SHOT_BASE,
-    HOST_PATH_SLOTS, HOST_ROUTE_CAPACITY, SINK_FLAG_CONSUME,
+    FlowKey, HostGroup, HostPath, HostRoute, SinkPort, FLOW_BUCKETS, HOST_MAX_SLOTS,
+    HOST_ONE_SHOT_BASE, HOST_PATH_SLOTS, HOST_ROUTE_CAPACITY, SINK_FLAG_CONSUME,
 };
 use solyx_ebpf_common::Counter;
 use solyx_p4runtime::p4info::MatchKind;
@@ -41,7 +47,8 @@ pub const HOST_PIPELINE: &str = "solyx_host";
 pub const HOST_IMPLEMENTS: &str = "tables HostEgress.host_route (set_path, no_path) with action \
      selector HostEgress.path_selector, HostIngress.int_sink_port (int_sink_strip, \
      int_sink_consume, int_sink_none); counters HostEgress.path_counter, \
-     HostEgress.flow_bytes_counter; direct counter HostEgress.host_route_counter";
+     HostEgress.flow_bytes_counter; direct counter HostEgress.host_route_counter; register \
+     HostEgress.flow_key_register (bit<104>, read only)";
 
 /// The P4Runtime IDs the host data plane dispatches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +67,7 @@ struct HostIds {
     consume: u32,
     path_counter: u32,
     flow_counter: u32,
+    flow_key_register: u32,
 }
 
 impl HostIds {
@@ -107,6 +115,7 @@ impl HostIds {
             consume: r.action("HostIngress.int_sink_consume", []).0,
             path_counter: r.counter("HostEgress.path_counter"),
             flow_counter: r.counter("HostEgress.flow_bytes_counter"),
+            flow_key_register: flow_key_register(index, &mut r.problems),
         };
         let _ = r.action("HostIngress.int_sink_none", []);
         if r.problems.is_empty() {
@@ -120,6 +129,46 @@ impl HostIds {
         }
     }
 }
+
+/// The ID of `HostEgress.flow_key_register`, checked: 104-bit cells, one per
+/// flow bucket.
+fn flow_key_register(index: &P4InfoIndex, problems: &mut Vec<String>) -> u32 {
+    use solyx_p4runtime::proto::p4::config::v1::{p4_bitstring_like_type_spec, p4_data_type_spec};
+    const NAME: &str = "HostEgress.flow_key_register";
+    let Some(info) = index.registers.by_name(NAME) else {
+        problems.push(format!("register {NAME} is missing"));
+        return 0;
+    };
+    let width = index
+        .p4info()
+        .registers
+        .iter()
+        .find(|r| r.preamble.as_ref().is_some_and(|p| p.id == info.id))
+        .and_then(|r| r.type_spec.as_ref()?.type_spec.as_ref())
+        .and_then(|t| match t {
+            p4_data_type_spec::TypeSpec::Bitstring(b) => match b.type_spec.as_ref()? {
+                p4_bitstring_like_type_spec::TypeSpec::Bit(bit) => Some(bit.bitwidth),
+                _ => None,
+            },
+            _ => None,
+        });
+    if width != Some(FLOW_KEY_BITS) {
+        problems.push(format!(
+            "register {NAME} must hold bit<{FLOW_KEY_BITS}> cells, the P4Info says {}",
+            width.map_or_else(|| "another type".to_string(), |w| format!("bit<{w}>"))
+        ));
+    }
+    if info.size != i64::from(FLOW_BUCKETS) {
+        problems.push(format!(
+            "register {NAME} must have {FLOW_BUCKETS} cells, the P4Info says {}",
+            info.size
+        ));
+    }
+    info.id
+}
+
+/// Bits of a `flow_key_register` cell: addresses, protocol, ports.
+const FLOW_KEY_BITS: i32 = 104;
 
 /// One path as the controller gave it (`set_path`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +617,30 @@ impl State {
             .collect()
     }
 
+    fn register(&self, id: u32, indices: Range<i64>) -> Result<Vec<p4::P4Data>, DataplaneError> {
+        let ids = self.ids()?;
+        if id != ids.flow_key_register {
+            return Err(DataplaneError::new(
+                DataplaneErrorKind::Unsupported,
+                format!("register {id:#010x} is not implemented"),
+            ));
+        }
+        indices
+            .map(|i| {
+                let bucket = u32::try_from(i)
+                    .ok()
+                    .filter(|b| *b < FLOW_BUCKETS)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "flow_key_register: index {i} is outside 0..{FLOW_BUCKETS}"
+                        ))
+                    })?;
+                let key = self.host.flow_key(bucket).map_err(map_err)?;
+                Ok(flow_key_data(&key))
+            })
+            .collect()
+    }
+
     fn probe_targets(&self) -> Vec<ProbeTarget> {
         let mut out = Vec::new();
         for (prefix, route) in &self.routes {
@@ -596,6 +669,19 @@ impl State {
             }
         }
         out
+    }
+}
+
+/// A `flow_key_register` cell as P4Runtime sends it: a canonical
+/// bitstring (leading zero bytes dropped, zero as one byte).
+fn flow_key_data(key: &FlowKey) -> p4::P4Data {
+    let bytes = key.to_p4_bytes();
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len() - 1);
+    p4::P4Data {
+        data: Some(p4::p4_data::Data::Bitstring(bytes[first..].to_vec())),
     }
 }
 
@@ -784,6 +870,14 @@ impl Dataplane for EbpfHostDataplane {
         lock(&self.state).direct_counter(entry)
     }
 
+    fn read_register(
+        &self,
+        register_id: u32,
+        indices: Range<i64>,
+    ) -> Result<Vec<p4::P4Data>, DataplaneError> {
+        lock(&self.state).register(register_id, indices)
+    }
+
     fn packet_out(&self, _packet: PacketOut) -> Result<(), DataplaneError> {
         Err(DataplaneError::new(
             DataplaneErrorKind::Unsupported,
@@ -810,6 +904,42 @@ mod tests {
                 .iter()
                 .all(|id| *id != 0)
         );
+        assert_eq!(ids.flow_key_register, 0x1600_0401);
+    }
+
+    #[test]
+    fn a_flow_key_register_of_another_width_is_refused() {
+        let text = HOST.replacen("bitwidth: 104", "bitwidth: 96", 1);
+        let index = P4InfoIndex::from_text(&text).expect("P4Info");
+        let e = HostIds::resolve(&index).expect_err("refused");
+        assert!(
+            e.contains("flow_key_register") && e.contains("bit<96>"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flow_key_cells_are_canonical_bitstrings() {
+        let key = FlowKey {
+            src: [10, 0, 1, 1],
+            dst: [10, 0, 2, 2],
+            sport: 40_000,
+            dport: 5000,
+            proto: 17,
+            _pad: [0; 3],
+        };
+        let data = |k: &FlowKey| match flow_key_data(k).data {
+            Some(p4::p4_data::Data::Bitstring(b)) => b,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(data(&key), key.to_p4_bytes().to_vec());
+        assert_eq!(data(&FlowKey::default()), vec![0]);
+        let low = FlowKey {
+            src: [0; 4],
+            dst: [0, 0, 0, 1],
+            ..FlowKey::default()
+        };
+        assert_eq!(data(&low), vec![1, 0, 0, 0, 0, 0]);
     }
 
     #[test]

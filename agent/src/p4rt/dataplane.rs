@@ -245,6 +245,24 @@ pub trait Dataplane: Send + Sync + 'static {
         indices: Range<i64>,
     ) -> Result<Vec<p4::CounterData>, DataplaneError>;
 
+    /// Reads cells `indices` of register `register_id` (inside the
+    /// register's size). Returns one value per index, in order. The
+    /// default refuses: a data plane without registers.
+    ///
+    /// # Errors
+    /// The register could not be read, or this data plane has none.
+    fn read_register(
+        &self,
+        register_id: u32,
+        indices: Range<i64>,
+    ) -> Result<Vec<p4::P4Data>, DataplaneError> {
+        let _ = indices;
+        Err(DataplaneError::new(
+            DataplaneErrorKind::Unsupported,
+            format!("register {register_id:#010x}: this data plane has no registers to read"),
+        ))
+    }
+
     /// Reads the direct counter of the (stored, normalised) table entry.
     ///
     /// # Errors

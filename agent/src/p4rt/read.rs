@@ -5,7 +5,8 @@
 //! Wildcards: a table entry with table ID 0 (every table) or without match
 //! fields (every entry of the table; `is_default_action` for its default
 //! entry); members and groups with profile ID 0 and/or member or group ID
-//! 0; counter ID 0 (every counter) and an absent index (every cell); a
+//! 0; counter ID 0 (every counter) and an absent index (every cell); the
+//! same for registers (register ID 0, no index); a
 //! direct counter entry whose table entry is a table wildcard; multicast
 //! group or clone session ID 0.
 //!
@@ -22,10 +23,10 @@ use super::pipeline::{DeviceState, Pipeline};
 use super::store::{entity_kind, Store};
 use super::validate::{self, EntryKey};
 
-/// Counter cells read from the data plane at once.
+/// Counter (and register) cells read from the data plane at once.
 const COUNTER_BATCH: i64 = 4096;
 
-/// Most cells a wildcard read of one counter returns.
+/// Most cells a wildcard read of one counter (or register) returns.
 // TODO-completeness: larger counters can only be read cell by cell;
 // P4Runtime has no index ranges, and answering a whole huge counter would
 // build the answer in memory at once (see `read`).
@@ -95,6 +96,7 @@ pub(crate) fn read(
             Some(E::ActionProfileGroup(g)) => r.groups(&g)?,
             Some(E::CounterEntry(c)) => r.counters(&c)?,
             Some(E::DirectCounterEntry(d)) => r.direct_counters(&d)?,
+            Some(E::RegisterEntry(g)) => r.registers(&g)?,
             Some(E::PacketReplicationEngineEntry(p)) => r.replication(&p)?,
             Some(other) => {
                 return Err(StoreError::Unsupported(format!(
@@ -288,6 +290,58 @@ impl<'a> Reader<'a> {
                     self.out
                         .push(p4::entity::Entity::CounterEntry(p4::CounterEntry {
                             counter_id: id,
+                            index: Some(p4::Index { index }),
+                            data: Some(d),
+                        }));
+                }
+                start = end;
+            }
+        }
+        Ok(())
+    }
+
+    fn registers(&mut self, query: &p4::RegisterEntry) -> Result<(), StoreError> {
+        let index = &self.pipe.index;
+        let registers: Vec<(u32, String, i64)> = if query.register_id == 0 {
+            index
+                .registers
+                .iter()
+                .map(|r| (r.id, r.name.clone(), r.size))
+                .collect()
+        } else {
+            let r = index
+                .registers
+                .by_id(query.register_id)
+                .ok_or(StoreError::UnknownId {
+                    kind: "register",
+                    id: query.register_id,
+                })?;
+            vec![(r.id, r.name.clone(), r.size)]
+        };
+        for (id, name, size) in registers {
+            let cells = match &query.index {
+                Some(i) if i.index < 0 || i.index >= size => {
+                    return Err(StoreError::Invalid(format!(
+                        "register {name:?}: index {} is outside 0..{size}",
+                        i.index
+                    )))
+                }
+                Some(i) => i.index..i.index + 1,
+                None if size > MAX_COUNTER_CELLS => {
+                    return Err(StoreError::Full(format!(
+                        "register {name:?} has {size} cells; a wildcard read returns at most {MAX_COUNTER_CELLS}: read it by index"
+                    )))
+                }
+                None => 0..size.max(0),
+            };
+            let mut start = cells.start;
+            while start < cells.end {
+                let end = cells.end.min(start.saturating_add(COUNTER_BATCH));
+                let data = self.dp.read_register(id, start..end)?;
+                for (index, d) in (start..end).zip(data) {
+                    self.out
+                        .push(p4::entity::Entity::RegisterEntry(p4::RegisterEntry {
+                            register_id: id,
                             index: Some(p4::Index { index }),
                             data: Some(d),
                         }));

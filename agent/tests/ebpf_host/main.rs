@@ -9,7 +9,9 @@
 //! * `host_egress_labels_per_flowlet`: `host_egress` pushes the path's
 //!   label and MAC, keeps a flow on one path within the flowlet gap,
 //!   spreads new flowlets by weight, counts per destination, path and
-//!   flow bucket, and leaves GSO packets and unrouted destinations alone.
+//!   flow bucket, records the flow's 5-tuple as the bucket's key (a second
+//!   flow in the bucket adds its bytes and takes the key), and leaves GSO
+//!   packets and unrouted destinations alone.
 //!
 //! The programs run in a network namespace of their own (`sxh<pid>-…`,
 //! attached to its loopback, whose ifindex the test runs use); it and the
@@ -22,7 +24,7 @@ use std::process::Command;
 
 use aya::programs::{TestRun, TestRunOptions};
 use solyx_agent::ebpf::common::host::{
-    flow_bucket, HostEvent, HostGroup, HostPath, HostRoute, SinkPort, PROG_HOST_EGRESS,
+    flow_bucket, FlowKey, HostEvent, HostGroup, HostPath, HostRoute, SinkPort, PROG_HOST_EGRESS,
     PROG_HOST_INGRESS, SINK_FLAG_CONSUME,
 };
 use solyx_agent::ebpf::common::int::{
@@ -409,6 +411,47 @@ fn host_egress_labels_per_flowlet() {
         7,
         "the flowlet state is in the documented bucket"
     );
+    // The bucket's key is the flow's 5-tuple (P4 flow_key_register).
+    let key = FlowKey {
+        src: [10, 78, 1, 1],
+        dst: [10, 78, 2, 2],
+        sport: 40000,
+        dport: PLAIN_PORT,
+        proto: 17,
+        _pad: [0; 3],
+    };
+    assert_eq!(host.flow_key(bucket).expect("key"), key);
+    // A second flow hashed to the same bucket: the bytes add up, the key
+    // is the last flow's; the first flow's next packet takes it back.
+    let twin_port = (1..=u16::MAX)
+        .find(|p| {
+            *p != PLAIN_PORT && flow_bucket([10, 78, 1, 1], [10, 78, 2, 2], 17, 40000, *p) == bucket
+        })
+        .expect("a flow in the same bucket");
+    let twin = Frame {
+        dst_port: twin_port,
+        ..flow.clone()
+    }
+    .build();
+    let before = host.flow_bytes(bucket).expect("flow");
+    let (verdict, _) = run(&mut host, PROG_HOST_EGRESS, &twin, 0);
+    assert_eq!(verdict, TC_ACT_OK);
+    let after = host.flow_bytes(bucket).expect("flow");
+    assert_eq!(
+        (after.packets, after.bytes),
+        (before.packets + 1, before.bytes + twin.len() as u64),
+        "one bucket, both flows' bytes"
+    );
+    assert_eq!(
+        host.flow_key(bucket).expect("key"),
+        FlowKey {
+            dport: twin_port,
+            ..key
+        },
+        "the last flow's key"
+    );
+    run(&mut host, PROG_HOST_EGRESS, &input, 0);
+    assert_eq!(host.flow_key(bucket).expect("key"), key);
 
     // Gap 0: every packet is a new flowlet; the 3:1 weights show.
     host.set_flowlet_gap(0).expect("gap");
@@ -440,6 +483,14 @@ fn host_egress_labels_per_flowlet() {
     .build();
     let (verdict, out) = run(&mut host, PROG_HOST_EGRESS, &other, 0);
     assert_eq!((verdict, out), (TC_ACT_OK, other));
+    let other_bucket = flow_bucket([10, 78, 1, 1], [10, 99, 0, 1], 17, 40000, PLAIN_PORT);
+    if other_bucket != bucket {
+        assert_eq!(
+            host.flow_key(other_bucket).expect("key"),
+            FlowKey::default(),
+            "no route, no key"
+        );
+    }
     // An empty group sends unlabelled.
     host.set_group(7, &HostGroup::default()).expect("empty");
     let (_, out) = run(&mut host, PROG_HOST_EGRESS, &input, 0);

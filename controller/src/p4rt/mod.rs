@@ -49,6 +49,7 @@ mod write;
 
 pub use error::{ClientError, UpdateError};
 pub use pipeline::{cookie_of, PipelineOutcome};
+pub use read::{Elephant, FiveTuple, FLOW_BYTES_COUNTER, FLOW_KEY_REGISTER};
 pub use reconcile::{diff, Diff, ReconcileReport};
 pub use session::{Backoff, DeviceSession, Mastership, RpcMetrics, SessionConfig};
 pub use transport::ClientTls;

@@ -36,6 +36,10 @@ pub const MAP_FLOWLETS: &str = "FLOWLETS";
 /// per-CPU array of [`FLOW_BUCKETS`] (P4 counter
 /// `HostEgress.flow_bytes_counter`).
 pub const MAP_FLOW_BYTES: &str = "FLOW_BYTES";
+/// Name of the flow keys: flow bucket → [`FlowKey`] of the flow that last
+/// counted in `FLOW_BYTES` there, an array of [`FLOW_BUCKETS`] shared by all
+/// CPUs (P4 register `HostEgress.flow_key_register`).
+pub const MAP_FLOW_KEYS: &str = "FLOW_KEYS";
 /// Name of the configuration: 0 → [`HostConfig`], an array of 1.
 pub const MAP_HOST_CONFIG: &str = "HOST_CONFIG";
 /// Name of the host ports: ifindex `u32` → [`crate::PortConfig`], a hash of
@@ -153,6 +157,57 @@ pub struct Flowlet {
     pub slot: u32,
     /// Zero.
     pub _pad: u32,
+}
+
+/// Value of `FLOW_KEYS`: a flow's 5-tuple. A bucket no flow has counted
+/// in yet holds zeros.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// IPv4 source address, network order.
+    pub src: [u8; 4],
+    /// IPv4 destination address, network order.
+    pub dst: [u8; 4],
+    /// L4 source port, host order (0 for protocols other than TCP and UDP,
+    /// and for fragments after the first).
+    pub sport: u16,
+    /// L4 destination port, host order (0 as `sport`).
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Zero.
+    pub _pad: [u8; 3],
+}
+
+impl FlowKey {
+    /// The flow bucket this key hashes to ([`flow_bucket`]).
+    #[must_use]
+    pub const fn bucket(&self) -> u32 {
+        flow_bucket(self.src, self.dst, self.proto, self.sport, self.dport)
+    }
+
+    /// The P4 register cell `src ++ dst ++ proto ++ sport ++ dport`
+    /// (104 bits, big-endian: the source address first).
+    #[must_use]
+    pub const fn to_p4_bytes(&self) -> [u8; 13] {
+        let s = self.sport.to_be_bytes();
+        let d = self.dport.to_be_bytes();
+        [
+            self.src[0],
+            self.src[1],
+            self.src[2],
+            self.src[3],
+            self.dst[0],
+            self.dst[1],
+            self.dst[2],
+            self.dst[3],
+            self.proto,
+            s[0],
+            s[1],
+            d[0],
+            d[1],
+        ]
+    }
 }
 
 /// Value of `HOST_CONFIG`.
@@ -322,13 +377,14 @@ const _: () = assert!(core::mem::size_of::<HostGroup>() == 8 + 24 * HOST_MAX_SLO
 const _: () = assert!(core::mem::size_of::<HostRoute>() == 8);
 const _: () = assert!(core::mem::size_of::<Flowlet>() == 24);
 const _: () = assert!(core::mem::size_of::<HostConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 16);
 const _: () = assert!(core::mem::size_of::<SinkMeta>() == 24);
 const _: () = assert!(FLOW_BUCKETS.is_power_of_two());
 
 #[cfg(feature = "user")]
 #[allow(unsafe_code)]
 mod pod {
-    use super::{Flowlet, HostConfig, HostGroup, HostPath, HostRoute, SinkPort};
+    use super::{FlowKey, Flowlet, HostConfig, HostGroup, HostPath, HostRoute, SinkPort};
 
     // SAFETY: `#[repr(C)]`, `Copy`, integers and integer arrays only (any
     // bit pattern valid), no implicit padding (sizes pinned above).
@@ -341,6 +397,8 @@ mod pod {
     unsafe impl aya::Pod for Flowlet {}
     // SAFETY: see above.
     unsafe impl aya::Pod for HostConfig {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for FlowKey {}
     // SAFETY: see above.
     unsafe impl aya::Pod for SinkPort {}
 }
@@ -357,6 +415,26 @@ mod tests {
         }
         assert!(hits.iter().all(|h| *h == 16_384), "{hits:?}");
         assert_eq!(pick_slot(u32::MAX, 16), 15);
+    }
+
+    #[test]
+    fn flow_key_is_the_p4_concatenation() {
+        let key = FlowKey {
+            src: [10, 0, 1, 1],
+            dst: [10, 0, 2, 2],
+            sport: 0x1234,
+            dport: 5000,
+            proto: 17,
+            _pad: [0; 3],
+        };
+        assert_eq!(
+            key.to_p4_bytes(),
+            [10, 0, 1, 1, 10, 0, 2, 2, 17, 0x12, 0x34, 0x13, 0x88]
+        );
+        assert_eq!(
+            key.bucket(),
+            flow_bucket([10, 0, 1, 1], [10, 0, 2, 2], 17, 0x1234, 5000)
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   path is drawn at random in proportion to the members' weights. The
 //!   path's MPLS label is pushed, the next hop's MAC written, and the
 //!   packet redirected when the path leaves by another port. Counted per
-//!   destination, per path and per flow bucket (elephants).
+//!   destination, per path and per flow bucket (elephants, with the
+//!   5-tuple of the flow that last counted in the bucket in `FLOW_KEYS`).
 //! - `host_ingress` (TC ingress of every host port): pops an MPLS label;
 //!   a TCP/UDP packet to a port of `INT_SINK_PORTS` is an INT sink
 //!   packet: its INT-MD shim, header and stack are handed to the agent
@@ -33,9 +34,9 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use solyx_ebpf_common::host::{
-    flow_bucket, pick_slot, Flowlet, HostConfig, HostEvent, HostGroup, HostRoute, FLOW_BUCKETS,
-    HOST_EVENT_SLOTS, HOST_GROUP_CAPACITY, HOST_MAX_SLOTS, HOST_PATH_SLOTS, HOST_ROUTE_CAPACITY,
-    PUSHED_LABEL_TTL,
+    flow_bucket, pick_slot, FlowKey, Flowlet, HostConfig, HostEvent, HostGroup, HostRoute,
+    FLOW_BUCKETS, HOST_EVENT_SLOTS, HOST_GROUP_CAPACITY, HOST_MAX_SLOTS, HOST_PATH_SLOTS,
+    HOST_ROUTE_CAPACITY, PUSHED_LABEL_TTL,
 };
 use solyx_ebpf_common::{Counter, PortConfig, ETHERTYPE_IPV4, ETHERTYPE_MPLS, MAX_PORTS};
 
@@ -75,6 +76,11 @@ static FLOWLETS: Array<Flowlet> = Array::with_max_entries(FLOW_BUCKETS, 0);
 /// `FLOW_BYTES`: flow bucket → bytes sent (elephant detection).
 #[map(name = "FLOW_BYTES")]
 static FLOW_BYTES: PerCpuArray<Counter> = PerCpuArray::with_max_entries(FLOW_BUCKETS, 0);
+
+/// `FLOW_KEYS`: flow bucket → the 5-tuple of the flow that last counted
+/// in `FLOW_BYTES` there.
+#[map(name = "FLOW_KEYS")]
+static FLOW_KEYS: Array<FlowKey> = Array::with_max_entries(FLOW_BUCKETS, 0);
 
 /// `HOST_CONFIG`: the flowlet gap.
 #[map(name = "HOST_CONFIG")]
@@ -199,6 +205,7 @@ fn egress(ctx: &TcContext) -> i32 {
     };
     f.last_ns = now;
     count(FLOW_BYTES.get_ptr_mut(bucket), len);
+    record_key(bucket, &flow);
 
     let path = group.slots[(slot as usize) & (HOST_MAX_SLOTS - 1)];
     count(HOST_PATH_HITS.get_ptr_mut(u32::from(path.path_id)), len);
@@ -261,6 +268,38 @@ fn bounded_len(value: u32, max: u32) -> Option<u32> {
         );
     }
     (in_bounds == 1).then_some(v as u32)
+}
+
+/// Makes `flow` the key of `bucket` in `FLOW_KEYS`. The bucket usually
+/// holds this flow already: it is compared first, so that the cache line
+/// all CPUs share is written only when another flow takes the bucket.
+#[inline(always)]
+fn record_key(bucket: u32, flow: &Flow) {
+    let Some(slot) = FLOW_KEYS.get_ptr_mut(bucket) else {
+        return;
+    };
+    // The `FlowKey` layout as two words (no memcmp in BPF): addresses,
+    // then ports, protocol and padding.
+    let (s, d, sp, dp) = (
+        flow.src,
+        flow.dst,
+        flow.sport.to_ne_bytes(),
+        flow.dport.to_ne_bytes(),
+    );
+    let addrs = u64::from_ne_bytes([s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3]]);
+    let rest = u64::from_ne_bytes([sp[0], sp[1], dp[0], dp[1], flow.proto, 0, 0, 0]);
+    let words = slot.cast::<[u64; 2]>();
+    // SAFETY: an array value of 16 bytes, 8-byte aligned (map values are),
+    // valid for the program's run. Two CPUs may write one bucket at once
+    // (two flows in it): a reader may then see a mix of both keys for that
+    // instant, which the agent detects (the key no longer hashes to its
+    // bucket) and reads again.
+    unsafe {
+        if (*words)[0] != addrs || (*words)[1] != rest {
+            (*words)[0] = addrs;
+            (*words)[1] = rest;
+        }
+    }
 }
 
 /// Adds one packet of `len` bytes to a per-CPU counter slot.

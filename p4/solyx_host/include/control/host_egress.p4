@@ -6,7 +6,9 @@
 // longer than FLOWLET_GAP_US, so packets of a burst never take two paths
 // (and are never reordered). Counted per destination (host_route_counter),
 // per path (path_counter) and per flow bucket (flow_bytes_counter: the
-// elephants, read by the controller to pin or move large flows).
+// elephants, read by the controller to pin or move large flows); the
+// 5-tuple of the flow that last counted in a bucket is in
+// flow_key_register, so the controller knows which flow an elephant is.
 
 #ifndef SOLYX_HOST_CONTROL_HOST_EGRESS_P4
 #define SOLYX_HOST_CONTROL_HOST_EGRESS_P4
@@ -15,11 +17,26 @@ control HostEgress(inout headers_t hdr,
                    inout host_metadata_t meta,
                    inout standard_metadata_t standard_metadata) {
 
-    // TODO-completeness: p4c would list these two registers in the P4Info;
-    // the committed P4Info leaves them out (the control plane never reads
-    // them, and the consistency test knows no registers).
+    // TODO-completeness: p4c would list these two registers in the P4Info
+    // (with IDs of its own choosing); the committed P4Info leaves them out
+    // on purpose. They are v1model's stand-in for the flowlet state of the
+    // path choice, which the eBPF implementation keeps in another form
+    // (FLOWLETS: the chosen slot, the group version and the time in ns,
+    // no flowlet ID), so the agent could not answer a Read of them as they
+    // are declared here, and the controller has no use for them. Listing
+    // them would need @id pins and an agent that refuses their Reads.
     register<bit<48>>(HOST_FLOW_BUCKETS) flowlet_last_seen;
     register<bit<16>>(HOST_FLOW_BUCKETS) flowlet_ids;
+
+    // Per flow bucket, the 5-tuple of the flow that last counted in it:
+    // source and destination address, protocol, L4 source and destination
+    // port, concatenated in that order (32 + 32 + 8 + 16 + 16 bits, the
+    // source address in the top bits). One bitstring per cell, which every
+    // P4Runtime reader decodes; two flows in one bucket share the bytes of
+    // flow_bytes_counter and leave the key of the last one seen.
+    @id(0x16000401)
+    @name(".HostEgress.flow_key_register")
+    register<bit<104>>(HOST_FLOW_BUCKETS) flow_key_register;
 
     @id(0x13000401)
     @name(".HostEgress.host_route_counter")
@@ -107,6 +124,10 @@ control HostEgress(inout headers_t hdr,
         if (host_route.apply().hit) {
             path_counter.count((bit<32>)meta.path_id);
             flow_bytes_counter.count(meta.flow_bucket);
+            flow_key_register.write(meta.flow_bucket,
+                                    hdr.ipv4.src_addr ++ hdr.ipv4.dst_addr ++
+                                    hdr.ipv4.protocol ++ meta.l4_src_port ++
+                                    meta.l4_dst_port);
         } else {
             standard_metadata.egress_spec = standard_metadata.ingress_port;
         }
