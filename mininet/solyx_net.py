@@ -131,7 +131,36 @@ def load_topology(path):
             "bandwidth": parse_rate(bw, f"{where}.bandwidth") if bw is not None else None,
             "delay_us": parse_delay(delay, f"{where}.delay") if delay is not None else 0,
         })
-    return {"name": doc.get("name", os.path.basename(path)), "devices": devices, "links": links}
+    device_config = (doc.get("defaults") or {}).get("device_config") or {}
+    if not isinstance(device_config, dict):
+        raise TopologyError(f"{path}: defaults.device_config: expected pipeline: file pairs")
+    return {"name": doc.get("name", os.path.basename(path)), "devices": devices, "links": links,
+            "device_config": device_config}
+
+
+def bmv2_device_configs(topo, topo_path):
+    """The BMv2 JSON each fabric device's pipeline gets from the controller
+    (defaults.device_config, relative to the topology file). BMv2 started
+    with --no-p4 accepts no pipeline without one, so a missing entry or an
+    unreadable file is refused here, naming the device."""
+    base = os.path.dirname(os.path.abspath(topo_path))
+    out = {}
+    for name, d in topo["devices"].items():
+        if d["role"] != "fabric":
+            continue
+        pipeline = d.get("pipeline") or "solyx_fabric"
+        rel = topo["device_config"].get(pipeline)
+        if not rel:
+            raise TopologyError(
+                f"{topo_path}: --switch bmv2: device {name} (pipeline {pipeline}) has no "
+                f"defaults.device_config.{pipeline}: the controller would push an empty BMv2 "
+                f"config; build the JSON with p4c (mininet/README.md, \"BMv2 switches\")")
+        full = os.path.join(base, str(rel))
+        if not os.access(full, os.R_OK):
+            raise TopologyError(
+                f"{topo_path}: --switch bmv2: device {name}: cannot read its device config {full}")
+        out[name] = full
+    return out
 
 
 def kernel_has_netem():
@@ -283,6 +312,8 @@ class Testbed:
         agent = agent_path() if self.switch_kind == "solyx" else None
         if self.switch_kind == "bmv2" and not shutil.which("simple_switch_grpc"):
             raise TopologyError("--switch bmv2: simple_switch_grpc is not installed here")
+        if self.switch_kind == "bmv2":
+            bmv2_device_configs(self.topo, self.topo_path)
         for link in self.topo["links"]:
             for dev, port in (link["a"], link["b"]):
                 name = self.intf_name(dev, port)
@@ -424,7 +455,9 @@ class Testbed:
             argv = ["simple_switch_grpc", "--device-id", str(d["device_id"]), "--no-p4"]
             for port, intf in ports:
                 argv += ["-i", f"{port}@{intf}"]
-            argv += ["--", "--grpc-server-addr", address]
+            # The pipelines send packet-in and take packet-out on port 255
+            # (CPU_PORT in p4/*/include/define.p4).
+            argv += ["--", "--grpc-server-addr", address, "--cpu-port", "255"]
         self._spawn(sw.name, argv, log_path)
         self.endpoints[sw.name] = address
 

@@ -197,3 +197,63 @@ fn a_missing_file_names_itself() {
         "{e}"
     );
 }
+
+/// GOOD with `defaults.device_config` for the fabric pipeline.
+fn with_device_config(path: &str) -> String {
+    GOOD.replace(
+        "  link: { bandwidth: 1Gbit, delay: 1ms }\n",
+        &format!(
+            "  link: {{ bandwidth: 1Gbit, delay: 1ms }}\n  \
+             device_config:\n    solyx_fabric: {path}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_device_config_is_read_relative_to_the_topology_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bmv2")).unwrap();
+    let json = br#"{"program": "solyx_fabric.p4", "__meta__": {"version": [2, 23]}}"#;
+    std::fs::write(dir.path().join("bmv2/fabric.json"), json).unwrap();
+    let file = dir.path().join("net.yaml");
+    std::fs::write(&file, with_device_config("bmv2/fabric.json")).unwrap();
+    let t = Topology::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let c = t
+        .device_config("solyx_fabric")
+        .expect("the fabric's config");
+    assert_eq!(&*c.bytes, json);
+    assert_eq!(c.path, dir.path().join("bmv2/fabric.json"));
+    assert!(t.device_config("solyx_host").is_none());
+    // Debug output names the file, not megabytes of JSON.
+    assert!(!format!("{c:?}").contains("program"), "{c:?}");
+}
+
+#[test]
+fn a_device_config_that_cannot_be_read_is_refused_with_its_devices_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("net.yaml");
+    std::fs::write(&file, with_device_config("bmv2/missing.json")).unwrap();
+    let e = Topology::load(&file).unwrap_err();
+    assert_eq!(e.problems.len(), 1, "{e}");
+    let p = &e.problems[0];
+    assert_eq!(p.field, "defaults.device_config.solyx_fabric");
+    assert_eq!(p.line.map(|l| l.0), Some(5), "{e}");
+    let missing = dir.path().join("bmv2/missing.json");
+    assert!(
+        p.reason.contains(&missing.display().to_string()),
+        "{}",
+        p.reason
+    );
+    assert!(
+        p.reason.contains("s1, s2"),
+        "the devices are named: {}",
+        p.reason
+    );
+    assert!(!p.reason.contains("h1"), "{}", p.reason);
+
+    // A pipeline no device runs is a mistake too (a misspelt name).
+    let yaml = with_device_config("x.json").replace("    solyx_fabric:", "    solyx_fabrik:");
+    let (field, _, reason) = only(&yaml);
+    assert_eq!(field, "defaults.device_config.solyx_fabrik");
+    assert!(reason.contains("no device runs"), "{reason}");
+}

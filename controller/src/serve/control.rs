@@ -172,6 +172,9 @@ pub struct Managed {
     pub session: DeviceSession,
     /// Its pipeline's P4Info.
     pub index: Arc<P4InfoIndex>,
+    /// The target's device config sent with the P4Info (the topology's
+    /// `defaults.device_config` for its pipeline; empty when none).
+    pub device_config: Arc<[u8]>,
 }
 
 /// What the last reconciliation of a device wrote.

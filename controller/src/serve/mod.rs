@@ -176,12 +176,21 @@ impl Controller {
             if device.role == Role::Fabric {
                 fabric.push(session.clone());
             }
+            let device_config = match topo.device_config(&device.pipeline) {
+                Some(c) => {
+                    let (file, bytes) = (c.path.display(), c.bytes.len());
+                    info!(device = %device.name, %file, bytes, "device config");
+                    c.bytes.clone()
+                }
+                None => Arc::from(Vec::new()),
+            };
             devices.push(Managed {
                 ix,
                 name: device.name.clone(),
                 role: device.role,
                 session,
                 index,
+                device_config,
             });
         }
 
@@ -393,7 +402,7 @@ async fn bring_up(
         let configured = async {
             let outcome = m
                 .session
-                .set_pipeline(m.index.p4info().clone(), Vec::new(), false)
+                .set_pipeline(m.index.p4info().clone(), m.device_config.to_vec(), false)
                 .await?;
             info!(?outcome, "pipeline");
             if let Some(store) = &store {

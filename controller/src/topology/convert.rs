@@ -305,6 +305,7 @@ impl RawNetwork {
             defaults: super::file::Defaults {
                 link: LinkDefaults::default(),
                 probe_interval: None,
+                device_config: std::collections::BTreeMap::new(),
             },
             devices,
             links,

@@ -3,6 +3,7 @@
 //! builds a [`super::Topology`]; the converters in [`super::convert`]
 //! produce them and write them out.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
@@ -35,11 +36,17 @@ pub struct Defaults {
     /// Link-discovery probe period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_interval: Option<Delay>,
+    /// Per pipeline name: a file with the target's compiled pipeline (a
+    /// BMv2 JSON), sent as `p4_device_config` with that pipeline's P4Info
+    /// to every device running it. Paths are relative to the topology
+    /// file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub device_config: BTreeMap<String, String>,
 }
 
 impl Defaults {
     fn is_empty(&self) -> bool {
-        self.link.is_empty() && self.probe_interval.is_none()
+        self.link.is_empty() && self.probe_interval.is_none() && self.device_config.is_empty()
     }
 }
 

@@ -57,6 +57,7 @@ impl Builder {
                     delay: Some(delay),
                 },
                 probe_interval: Some(Delay(Duration::from_millis(100))),
+                device_config: std::collections::BTreeMap::new(),
             },
             devices: self.devices,
             links: self.links,

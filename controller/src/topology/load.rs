@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{DeviceSpec, Role, TopologyFile, MAX_NAME_LEN};
-use super::{locate, Bandwidth, Delay, Device, Link, LinkState, Mac, Topology};
+use super::{locate, Bandwidth, Delay, Device, DeviceConfig, Link, LinkState, Mac, Topology};
 
 /// Capacity of a link that neither the link nor `defaults` gives.
 pub const DEFAULT_BANDWIDTH: Bandwidth = Bandwidth(1_000_000_000);
@@ -62,10 +62,16 @@ pub(super) fn load(path: &Path) -> Result<Topology, TopologyError> {
             reason: format!("cannot read: {e}"),
         }],
     })?;
-    parse(&text, &source)
+    parse_in(&text, &source, path.parent())
 }
 
 pub(super) fn parse(yaml: &str, source: &str) -> Result<Topology, TopologyError> {
+    parse_in(yaml, source, None)
+}
+
+/// Parses `yaml`; relative paths in it are taken from `base` (the
+/// topology file's folder), else from the current directory.
+fn parse_in(yaml: &str, source: &str, base: Option<&Path>) -> Result<Topology, TopologyError> {
     let file: TopologyFile = serde_norway::from_str(yaml).map_err(|e| {
         // serde_norway's message is "path: reason at line L column C".
         let text = e.to_string();
@@ -83,7 +89,7 @@ pub(super) fn parse(yaml: &str, source: &str) -> Result<Topology, TopologyError>
             }],
         }
     })?;
-    build(&file, source, Some(yaml))
+    build(&file, source, Some(yaml), base)
 }
 
 struct Checker<'a> {
@@ -207,12 +213,71 @@ fn device(c: &mut Checker<'_>, i: usize, d: &DeviceSpec) -> Device {
     }
 }
 
+/// Reads the files of `defaults.device_config`, one per pipeline; a file
+/// that cannot be read is a problem naming the devices that would run
+/// without it.
+fn device_configs(
+    c: &mut Checker<'_>,
+    topo: &mut Topology,
+    file: &TopologyFile,
+    base: Option<&Path>,
+) {
+    for (pipeline, name) in &file.defaults.device_config {
+        let field = format!("defaults.device_config.{pipeline}");
+        let users: Vec<&str> = topo
+            .devices()
+            .filter(|(_, d)| d.pipeline == *pipeline)
+            .map(|(_, d)| d.name.as_str())
+            .collect();
+        if users.is_empty() {
+            c.problem(
+                field,
+                format!(
+                    "no device runs pipeline {pipeline:?}: \
+                     key the config by the pipeline of the devices it is for"
+                ),
+            );
+            continue;
+        }
+        let path = match base {
+            Some(dir) => dir.join(name),
+            None => PathBuf::from(name),
+        };
+        let devices = users.join(", ");
+        if name.is_empty() {
+            c.problem(
+                field,
+                format!("an empty path: name the device config file of {devices}"),
+            );
+            continue;
+        }
+        match std::fs::read(&path) {
+            Ok(bytes) => topo.set_device_config(
+                pipeline,
+                DeviceConfig {
+                    path,
+                    bytes: bytes.into(),
+                },
+            ),
+            Err(e) => c.problem(
+                field,
+                format!(
+                    "cannot read {} (the device config of {devices}): {e}",
+                    path.display()
+                ),
+            ),
+        }
+    }
+}
+
 /// Checks `file` and builds the network. `yaml` is the text it came from,
-/// used to put lines on problems.
+/// used to put lines on problems; `base` is the folder relative paths start
+/// from (the current directory when `None`).
 pub(super) fn build(
     file: &TopologyFile,
     source: &str,
     yaml: Option<&str>,
+    base: Option<&Path>,
 ) -> Result<Topology, TopologyError> {
     let mut c = Checker {
         yaml,
@@ -344,6 +409,8 @@ pub(super) fn build(
             c.problem("links".into(), e);
         }
     }
+
+    device_configs(&mut c, &mut topo, file, base);
 
     // A name seen twice may hide the first device's links: keep the order
     // stable so the report reads top to bottom.

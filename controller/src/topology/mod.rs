@@ -32,9 +32,11 @@ mod load;
 pub mod locate;
 pub mod units;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
@@ -187,6 +189,29 @@ pub struct Link {
     pub state: LinkState,
 }
 
+/// A target's compiled pipeline (for BMv2, the JSON p4c writes), read
+/// from the file `defaults.device_config` names for a pipeline. The
+/// controller sends the bytes as `p4_device_config` with the pipeline's
+/// P4Info.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The file it was read from (resolved against the topology file's
+    /// folder).
+    pub path: PathBuf,
+    /// Its bytes, as read.
+    pub bytes: Arc<[u8]>,
+}
+
+impl fmt::Debug for DeviceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The bytes run to megabytes: name the file and the size only.
+        f.debug_struct("DeviceConfig")
+            .field("path", &self.path)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
 /// The network: devices and directed links with their state.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -196,6 +221,7 @@ pub struct Topology {
     pub probe_interval: Duration,
     graph: StableDiGraph<Device, Link>,
     by_name: HashMap<String, DeviceIx>,
+    device_configs: BTreeMap<String, DeviceConfig>,
 }
 
 impl Topology {
@@ -207,7 +233,20 @@ impl Topology {
             probe_interval: Duration::from_millis(100),
             graph: StableDiGraph::default(),
             by_name: HashMap::new(),
+            device_configs: BTreeMap::new(),
         }
+    }
+
+    /// The device config sent with pipeline `pipeline`, when the file
+    /// gives one (`defaults.device_config`).
+    #[must_use]
+    pub fn device_config(&self, pipeline: &str) -> Option<&DeviceConfig> {
+        self.device_configs.get(pipeline)
+    }
+
+    /// Sets the device config sent with pipeline `pipeline`.
+    pub fn set_device_config(&mut self, pipeline: &str, config: DeviceConfig) {
+        self.device_configs.insert(pipeline.to_string(), config);
     }
 
     /// Reads and checks a topology file.
@@ -233,7 +272,7 @@ impl Topology {
     /// # Errors
     /// [`TopologyError`] with every problem found.
     pub fn from_file(file: &TopologyFile, source: &str) -> Result<Self, TopologyError> {
-        load::build(file, source, None)
+        load::build(file, source, None, None)
     }
 
     /// The graph, for algorithms.
