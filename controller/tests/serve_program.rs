@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use solyx::metrics::Metrics;
 use solyx::p4rt::{DeviceSession, SessionConfig};
 use solyx::serve::{Controller, ServeConfig};
+use solyx::state::StateStore;
 use solyx_agent::p4rt::{spawn_tcp, AgentService, MemoryDataplane, RunningServer, ServerConfig};
 use solyx_p4runtime::proto::p4::v1 as p4;
 use solyx_p4runtime::P4InfoIndex;
@@ -48,6 +49,12 @@ async fn start(topology: &Path) -> Controller {
 }
 
 async fn start_with(topology: &Path, metrics: Arc<Metrics>) -> Controller {
+    Controller::start(serve_config(topology, metrics))
+        .await
+        .expect("controller")
+}
+
+fn serve_config(topology: &Path, metrics: Arc<Metrics>) -> ServeConfig {
     let mut config = ServeConfig::new(topology);
     config.metrics = metrics;
     config.p4_dir = p4_dir();
@@ -56,22 +63,30 @@ async fn start_with(topology: &Path, metrics: Arc<Metrics>) -> Controller {
     // The memory data plane sends no probes anywhere: a long probe period
     // keeps the declared links up for the whole test.
     config.probe_interval = Some(Duration::from_secs(5));
-    Controller::start(config).await.expect("controller")
+    config
+}
+
+/// Waits until all `n` devices are reconciled.
+async fn programmed_n(
+    c: &Controller,
+    n: usize,
+) -> std::collections::BTreeMap<String, solyx::serve::control::Programmed> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = c.programmed();
+        if p.len() == n {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "only {p:?} programmed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until all four devices are reconciled.
 async fn programmed(
     c: &Controller,
 ) -> std::collections::BTreeMap<String, solyx::serve::control::Programmed> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let p = c.programmed();
-        if p.len() == 4 {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "only {p:?} programmed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    programmed_n(c, 4).await
 }
 
 async fn read_all(endpoint: &str, device_id: u64, ix: &P4InfoIndex) -> Vec<p4::Entity> {
@@ -251,6 +266,113 @@ async fn serve_programs_paths_and_a_restart_writes_nothing() {
     c.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     for s in [s1, s2, h1, h2] {
+        s.stop().await.unwrap();
+    }
+}
+
+/// The pipeline device `device_id` at `endpoint` holds, read back whole.
+async fn pipeline_of(endpoint: &str, device_id: u64) -> p4::ForwardingPipelineConfig {
+    let s = DeviceSession::start(SessionConfig::new(endpoint, device_id, 1)).unwrap();
+    s.wait_for(Duration::from_secs(10), "connection", |m| {
+        matches!(
+            m,
+            solyx::p4rt::Mastership::Backup { .. } | solyx::p4rt::Mastership::Primary
+        )
+    })
+    .await
+    .unwrap();
+    let got = s.get_pipeline().await.unwrap().expect("a pipeline");
+    s.close();
+    got
+}
+
+/// The file's `defaults.device_config` reaches every device of that
+/// pipeline as `p4_device_config`, byte for byte, and devices of other
+/// pipelines get none; a restart with the same file pushes no pipeline
+/// again. The store lists the file's ports from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sends_the_files_device_config_and_lists_the_ports() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let (s1, h1, h2) = (agent(1).await, agent(101).await, agent(102).await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bmv2")).unwrap();
+    // The controller passes the file through unread: any bytes will do,
+    // and enough of them to need more than one HTTP/2 frame.
+    let device_config: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::write(dir.path().join("bmv2/fabric.json"), &device_config).unwrap();
+    let topology = dir.path().join("line.yaml");
+    std::fs::write(
+        &topology,
+        format!(
+            "name: line\ndefaults:\n  device_config:\n    solyx_fabric: bmv2/fabric.json\n\
+             devices:\n\
+             \x20 - {{ name: s1, role: fabric, device_id: 1, address: \"{}\" }}\n\
+             \x20 - {{ name: h1, role: host, device_id: 101, ip: 10.0.0.1/24, address: \"{}\" }}\n\
+             \x20 - {{ name: h2, role: host, device_id: 102, ip: 10.0.0.2/24, address: \"{}\" }}\n\
+             links:\n  - [h1:1, s1:1]\n  - [s1:2, h2:1]\n",
+            s1.endpoint(),
+            h1.endpoint(),
+            h2.endpoint()
+        ),
+    )
+    .unwrap();
+
+    let store = Arc::new(StateStore::ephemeral().unwrap());
+    let mut config = serve_config(&topology, Arc::new(Metrics::new()));
+    config.store = Some(store.clone());
+    let c = Controller::start(config).await.expect("controller");
+    // The ports are there before any device answered.
+    let ports: Vec<(String, u32, bool, Option<u64>)> = store
+        .ports(None)
+        .into_iter()
+        .map(|p| (p.device, p.port, p.up, p.speed_bps))
+        .collect();
+    let gbit = Some(1_000_000_000);
+    assert_eq!(
+        ports,
+        [
+            ("h1".to_string(), 1, true, gbit),
+            ("h2".to_string(), 1, true, gbit),
+            ("s1".to_string(), 1, true, gbit),
+            ("s1".to_string(), 2, true, gbit),
+        ]
+    );
+    let first = programmed_n(&c, 3).await;
+    assert!(first.values().all(|p| p.failed == 0), "{first:?}");
+    let fabric = pipeline_of(s1.endpoint(), 1).await;
+    assert!(
+        fabric.p4_device_config == device_config,
+        "s1 holds {} bytes of device config, not the file's {}",
+        fabric.p4_device_config.len(),
+        device_config.len()
+    );
+    for (server, id) in [(&h1, 101), (&h2, 102)] {
+        let host = pipeline_of(server.endpoint(), id).await;
+        assert!(
+            host.p4_device_config.is_empty(),
+            "h{}: {:?}",
+            id - 100,
+            host.cookie
+        );
+        assert!(host.p4info.is_some());
+    }
+    c.shutdown().await;
+
+    // The cookie covers the device config: the same file again is the same
+    // pipeline, and nothing is pushed.
+    let metrics = Arc::new(Metrics::new());
+    let c = start_with(&topology, metrics.clone()).await;
+    programmed_n(&c, 3).await;
+    let pushed = metrics
+        .p4rt_rpcs
+        .with_label_values(&["s1", "SetForwardingPipelineConfig", "ok"])
+        .get();
+    assert_eq!(pushed, 0, "{}", metrics.render());
+    c.shutdown().await;
+    for s in [s1, h1, h2] {
         s.stop().await.unwrap();
     }
 }

@@ -62,6 +62,9 @@ pub struct ServeConfig {
     pub probe_ports: Vec<PortId>,
     /// How often telemetry feeds a balancing round. Default 1 s.
     pub telemetry_period: Duration,
+    /// How often the devices' per-port counters are read into the store
+    /// (with a store only). Default 1 s.
+    pub port_counter_period: Duration,
     /// Routing settings (K, hysteresis, hold time, step).
     pub routing: RoutingConfig,
     /// Metrics the loop records (reroutes and their duration).
@@ -89,6 +92,7 @@ impl ServeConfig {
             probe_interval: None,
             probe_ports: Vec::new(),
             telemetry_period: Duration::from_secs(1),
+            port_counter_period: Duration::from_secs(1),
             routing: RoutingConfig::default(),
             metrics: Arc::new(Metrics::new()),
             store: None,
@@ -270,6 +274,12 @@ impl Controller {
         });
         if let Some(store) = &config.store {
             publish::devices(&shared, store);
+            tasks.push(tokio::spawn(publish::port_counters(
+                shared.clone(),
+                store.clone(),
+                config.port_counter_period.max(Duration::from_millis(10)),
+                shutdown.subscribe(),
+            )));
         }
 
         let (device_tx, device_rx) = mpsc::unbounded_channel();

@@ -234,6 +234,43 @@ impl StateStore {
         Ok(())
     }
 
+    /// Adds a port, or updates the interface, state and speed of the one
+    /// with the same device and number and keeps the counters it has (the
+    /// runtime refreshes what it knows of a port more often than it reads
+    /// the counters). A write that changes nothing leaves the version as
+    /// it is.
+    ///
+    /// # Errors
+    /// [`StateError::UnknownDevice`] when the device is not in the store.
+    pub fn refresh_port(&self, port: Port) -> Result<(), StateError> {
+        {
+            let mut net = self.write();
+            if !net.devices.contains_key(&port.device) {
+                return Err(StateError::UnknownDevice(port.device));
+            }
+            let key = (port.device.clone(), port.port);
+            match net.ports.get_mut(&key) {
+                Some(p)
+                    if p.interface == port.interface
+                        && p.up == port.up
+                        && p.speed_bps == port.speed_bps =>
+                {
+                    return Ok(());
+                }
+                Some(p) => {
+                    p.interface = port.interface;
+                    p.up = port.up;
+                    p.speed_bps = port.speed_bps;
+                }
+                None => {
+                    net.ports.insert(key, port);
+                }
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
     /// Records the counters of a port read from its device.
     ///
     /// # Errors
@@ -602,6 +639,42 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn refreshing_a_port_keeps_its_counters_and_a_no_op_keeps_the_version() {
+        let store = StateStore::ephemeral().unwrap();
+        let port = |up| Port {
+            device: "s1".into(),
+            port: 2,
+            interface: None,
+            up,
+            speed_bps: Some(1_000_000_000),
+            counters: PortCounters::default(),
+        };
+        assert_eq!(
+            store.refresh_port(port(true)),
+            Err(StateError::UnknownDevice("s1".into()))
+        );
+        store.upsert_device(device("s1"));
+        store.refresh_port(port(true)).unwrap();
+        let read = PortCounters {
+            rx_packets: 3,
+            rx_bytes: 300,
+            tx_packets: 4,
+            tx_bytes: 400,
+            drops: 0,
+        };
+        store.set_port_counters("s1", 2, read).unwrap();
+        let v = store.version();
+        store.refresh_port(port(true)).unwrap();
+        assert_eq!(store.version(), v, "nothing changed, nothing announced");
+        store.refresh_port(port(false)).unwrap();
+        assert_eq!(store.version(), v + 1);
+        let got = store.ports(Some("s1"));
+        assert_eq!(got.len(), 1);
+        assert!(!got[0].up);
+        assert_eq!(got[0].counters, read, "the counters survive a refresh");
     }
 
     #[test]
