@@ -269,10 +269,25 @@ async fn bad_reads() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let register = entity(p4::entity::Entity::RegisterEntry(
-        p4::RegisterEntry::default(),
-    ));
-    let e = read(&mut h.client, vec![register]).await.unwrap_err();
+    // Registers are read like counters: this P4Info has none, so the
+    // wildcard finds nothing and a register ID is unknown.
+    let register = |register_id| {
+        entity(p4::entity::Entity::RegisterEntry(p4::RegisterEntry {
+            register_id,
+            ..Default::default()
+        }))
+    };
+    assert!(read(&mut h.client, vec![register(0)])
+        .await
+        .unwrap()
+        .is_empty());
+    let e = read(&mut h.client, vec![register(0x1600_00ff)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // Entities the agent does not read at all.
+    let meter = entity(p4::entity::Entity::MeterEntry(p4::MeterEntry::default()));
+    let e = read(&mut h.client, vec![meter]).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
     // A read from a backup (or anyone) is allowed.
     let mut other = connect(&h.server).await;
