@@ -13,6 +13,9 @@
 //! | option | default | what |
 //! | --- | --- | --- |
 //! | `--collector ADDR:PORT` | none | where Telemetry Reports go; without it the sink still strips INT but reports nothing |
+//! | `--report-coalesce N` | 1 | up to N reports (1–64) share one datagram behind one group header |
+//! | `--report-max-delay DUR` | 200us | longest a report waits for others to share its datagram (with N > 1) |
+//! | `--report-mtu BYTES` | 1500 | a datagram of several reports fits this MTU (and 2048 bytes of payload) |
 //! | `--probe-rate N` | 100 | probes per second per path; 0: none |
 //! | `--flowlet-gap DUR` | 500us | a flow idle this long may change path (`ns`, `us`, `ms`, `s`) |
 //!
@@ -22,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ebpf::{EbpfHostDataplane, Prober, SinkExporter};
+use crate::ebpf::{EbpfHostDataplane, ExportConfig, Prober, SinkExporter};
 use crate::p4rt::AgentService;
 use crate::switch::{serve_dataplane, InstanceLocks, SwitchConfig, SwitchError};
 
@@ -112,6 +115,21 @@ pub fn start_with_report_socket(
     options: &HostOptions,
     report_socket: Option<std::net::UdpSocket>,
 ) -> Result<HostNode, SwitchError> {
+    start_with_export(config, options, report_socket, ExportConfig::default())
+}
+
+/// [`start_with_report_socket`], packing the Telemetry Reports into
+/// datagrams as `export` says (coalescing, hold time, MTU).
+///
+/// # Errors
+/// See [`SwitchError`]; an `export` out of range
+/// ([`ExportConfig::validate`]) fails the exporter's start.
+pub fn start_with_export(
+    config: &SwitchConfig,
+    options: &HostOptions,
+    report_socket: Option<std::net::UdpSocket>,
+    export: ExportConfig,
+) -> Result<HostNode, SwitchError> {
     let locks = InstanceLocks::take(config)?;
     // Every TCP segment must reach host_egress as a packet of its own to
     // take its labelled path (see `ebpf::set_gso_max_segs`).
@@ -151,7 +169,7 @@ pub fn start_with_report_socket(
                 }
             };
             Some(
-                SinkExporter::start(rings, node_id, socket)
+                SinkExporter::start_with(rings, node_id, socket, export)
                     .map_err(|e| io("INT report exporter", e))?,
             )
         }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use solyx_agent::ebpf::{PortSpec, SinkExporter};
+use solyx_agent::ebpf::{ExportConfig, PortSpec, SinkExporter};
 use solyx_agent::host::{self, HostOptions};
 use solyx_agent::node::{self, NodeArgs, NodeService};
 use solyx_agent::p4rt::{
@@ -69,6 +69,27 @@ struct HostArgs {
     /// A flow idle this long may take another path (ns, us, ms, s).
     #[arg(long, value_name = "DUR", default_value = "500us", value_parser = host::parse_duration)]
     flowlet_gap: std::time::Duration,
+    /// Up to N Telemetry Reports share one datagram behind one group header
+    /// (1: one report per datagram).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=64)
+    )]
+    report_coalesce: u8,
+    /// Longest a report waits for others to share its datagram, with
+    /// --report-coalesce above 1 (ns, us, ms, s; at most 1s).
+    #[arg(long, value_name = "DUR", default_value = "200us", value_parser = host::parse_duration)]
+    report_max_delay: std::time::Duration,
+    /// MTU towards the collector: a datagram of several reports fits it.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 1500,
+        value_parser = clap::value_parser!(u16).range(1280..)
+    )]
+    report_mtu: u16,
 }
 
 /// Where `solyx-agent node` serves when given no address.
@@ -362,12 +383,13 @@ async fn host(
     tls: TlsArgs,
     options: HostOptions,
     report_socket: Option<std::net::UdpSocket>,
+    export: ExportConfig,
 ) -> ExitCode {
     let tls = match tls.load() {
         Ok(t) => t,
         Err(e) => return startup_failure(&e),
     };
-    let started = match host::start_with_report_socket(&config, &options, report_socket) {
+    let started = match host::start_with_export(&config, &options, report_socket, export) {
         Ok(h) => h,
         Err(e) => {
             error!(error = %e, "cannot start the host pipeline");
@@ -381,6 +403,9 @@ async fn host(
         collector = ?options.collector,
         probe_rate = options.probe_rate,
         flowlet_gap = ?options.flowlet_gap,
+        report_coalesce = export.coalesce,
+        report_max_delay = ?export.max_delay,
+        report_mtu = export.mtu,
         state = %config.state_file().display(),
         "host started"
     );
@@ -564,6 +589,15 @@ fn main() -> ExitCode {
         Command::Host(args) => {
             let mut node_args = args.device.node.clone();
             let tls = args.device.tls.clone();
+            let export = ExportConfig {
+                coalesce: usize::from(args.report_coalesce),
+                max_delay: args.report_max_delay,
+                mtu: usize::from(args.report_mtu),
+            };
+            if let Err(e) = export.validate() {
+                eprintln!("solyx-agent host: {e}");
+                return ExitCode::from(2);
+            }
             // Opened before entering the host's namespace, the report
             // socket reaches a collector on this machine's loopback.
             let report_socket = match args.collector.map(SinkExporter::connect).transpose() {
@@ -590,6 +624,7 @@ fn main() -> ExitCode {
                             flowlet_gap: args.flowlet_gap,
                         },
                         report_socket,
+                        export,
                     )
                 }
                 Err(e) => {
@@ -617,8 +652,8 @@ fn main() -> ExitCode {
             runtime.block_on(switch(config, node_args, tls))
         }
         Resolved::Node(args) => runtime.block_on(node(args)),
-        Resolved::Host(config, node_args, tls, options, socket) => {
-            runtime.block_on(host(config, node_args, tls, options, socket))
+        Resolved::Host(config, node_args, tls, options, socket, export) => {
+            runtime.block_on(host(config, node_args, tls, options, socket, export))
         }
     }
 }
@@ -634,5 +669,6 @@ enum Resolved {
         TlsArgs,
         HostOptions,
         Option<std::net::UdpSocket>,
+        ExportConfig,
     ),
 }

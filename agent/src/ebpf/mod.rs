@@ -88,7 +88,10 @@ pub use host_dataplane::{
     EbpfHostDataplane, PathSpec, ProbeTarget, HOST_IMPLEMENTS, HOST_PIPELINE,
 };
 pub use host_probe::{probe_frame, ProbeBody, Prober, PROBE_MAGIC};
-pub use host_sink::{build_report, SinkExporter, SinkStats};
+pub use host_sink::{
+    build_report, ExportConfig, SinkExporter, SinkStats, DEFAULT_COALESCE, DEFAULT_MAX_DELAY,
+    DEFAULT_MTU, MAX_COALESCE, MAX_COALESCED_DATAGRAM,
+};
 pub use int::{IntTransit, WatchAction, WatchMatch};
 pub use int_publisher::{QueuePublisher, DEFAULT_PUBLISH_PERIOD};
 /// The map keys and values shared with the eBPF programs.
