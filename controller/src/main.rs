@@ -213,6 +213,8 @@ struct ServeArgs {
     /// orchestrator's live network view. Needs --api-listen.
     #[arg(long, requires = "api_listen")]
     extender_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    energy: Box<cli::serve::EnergyArgs>,
     /// Serve the API over HTTPS with this certificate chain (PEM).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -530,6 +532,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut extender = None;
     // The API's checks come first: a bad token file stops nothing running.
     let mut scratch_db: Option<PathBuf> = None;
+    if args.api_listen.is_none() && args.energy.energy_dir.is_some() {
+        bail!("--energy-dir needs --api-listen: energy weighs the placements of the API's jobs");
+    }
     let api = match args.api_listen {
         Some(listen) => {
             let auth =
@@ -561,15 +566,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 scratch_db = Some(db.clone());
             }
             let topo = solyx::topology::Topology::load(&args.topology)?;
-            let (orchestrator, feed, ext) = solyx::workloads::start_with_extender(
-                &solyx::workloads::WorkloadsConfig::new(&db),
-                &topo,
-            )?;
+            let mut wconfig = solyx::workloads::WorkloadsConfig::new(&db);
+            args.energy.apply(&mut wconfig)?;
+            let (orchestrator, feed, ext) = solyx::workloads::start_with_extender(&wconfig, &topo)?;
             extender = Some(Arc::new(ext));
             tracing::info!(db = %db.display(), "orchestrator attached");
             config.network_feed = Some(feed);
-            let state =
-                api::ApiState::new(store, auth, metrics.clone()).with_orchestrator(orchestrator);
+            let state = orchestrator.attach(api::ApiState::new(store, auth, metrics.clone()));
             Some((listen, state))
         }
         None => None,

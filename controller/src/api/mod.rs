@@ -7,7 +7,7 @@
 //! are the one resource they write. Nodes, jobs and placements go to the
 //! attached [`Orchestrator`], or answer 503 when none is.
 //!
-//! When changing the API: add the handler to [`router`] and to
+//! When changing the API: add the handler to [`routes`] and to
 //! [`openapi::ApiDoc`], give it a role in [`required_role`], then
 //! regenerate the committed document with
 //! `solyx api openapi > docs/openapi.json` (a test compares them).
@@ -28,10 +28,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -39,6 +40,7 @@ use utoipa::ToSchema;
 use crate::metrics::Metrics;
 use crate::orchestrator::Orchestrator;
 use crate::state::StateStore;
+use crate::workloads::advice::Advisor;
 use auth::{Auth, Principal, Role};
 use error::{ApiError, ErrorBody};
 
@@ -53,6 +55,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The orchestrator, when one is attached.
     pub orchestrator: Option<Arc<dyn Orchestrator>>,
+    /// Migration advice, when an orchestrator that gives it is attached.
+    pub advisor: Option<Arc<dyn Advisor>>,
 }
 
 impl ApiState {
@@ -64,6 +68,7 @@ impl ApiState {
             auth,
             metrics,
             orchestrator: None,
+            advisor: None,
         }
     }
 
@@ -71,6 +76,13 @@ impl ApiState {
     #[must_use]
     pub fn with_orchestrator(mut self, o: Arc<dyn Orchestrator>) -> Self {
         self.orchestrator = Some(o);
+        self
+    }
+
+    /// Attaches migration advice (`GET /v1/advice`).
+    #[must_use]
+    pub fn with_advisor(mut self, a: Arc<dyn Advisor>) -> Self {
+        self.advisor = Some(a);
         self
     }
 }
@@ -227,35 +239,77 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// One route: the method, the path template and its handler.
+struct Route {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<ApiState>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, ApiState>,
+    T: 'static,
+{
+    // The table below uses the five methods MethodFilter knows.
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Route {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the API; [`router`] serves exactly these.
+fn table() -> Vec<Route> {
+    use Method as M;
+    vec![
+        route(M::GET, "/v1/devices", network::device_list),
+        route(M::GET, "/v1/devices/{name}", network::device_get),
+        route(M::GET, "/v1/ports", network::port_list),
+        route(M::GET, "/v1/links", network::link_list),
+        route(M::GET, "/v1/hosts", network::host_list),
+        route(M::GET, "/v1/paths", network::path_show),
+        route(M::GET, "/v1/routes", network::route_list),
+        route(M::GET, "/v1/telemetry", network::telemetry_show),
+        route(M::GET, "/v1/intents", intents::intent_list),
+        route(M::POST, "/v1/intents", intents::intent_create),
+        route(M::GET, "/v1/intents/{name}", intents::intent_get),
+        route(M::DELETE, "/v1/intents/{name}", intents::intent_delete),
+        route(M::GET, "/v1/nodes", workloads::node_list),
+        route(M::GET, "/v1/jobs", workloads::job_list),
+        route(M::POST, "/v1/jobs", workloads::job_submit),
+        route(M::GET, "/v1/jobs/{id}", workloads::job_get),
+        route(M::GET, "/v1/jobs/{id}/advice", workloads::job_advice),
+        route(M::GET, "/v1/advice", workloads::advice_list),
+        route(M::GET, "/v1/placements", workloads::placement_list),
+        route(M::POST, "/v1/admin/tokens/reload", tokens_reload),
+        route(M::GET, "/v1/openapi.json", openapi_json),
+        route(M::GET, "/metrics", metrics_text),
+    ]
+}
+
+/// The method and path template of every route [`router`] serves (`GET`
+/// routes also answer `HEAD`).
+#[must_use]
+pub fn routes() -> Vec<(Method, &'static str)> {
+    table().into_iter().map(|r| (r.method, r.path)).collect()
+}
+
 /// The API's routes with authentication and request metrics.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/v1/devices", get(network::device_list))
-        .route("/v1/devices/{name}", get(network::device_get))
-        .route("/v1/ports", get(network::port_list))
-        .route("/v1/links", get(network::link_list))
-        .route("/v1/hosts", get(network::host_list))
-        .route("/v1/paths", get(network::path_show))
-        .route("/v1/routes", get(network::route_list))
-        .route("/v1/telemetry", get(network::telemetry_show))
-        .route(
-            "/v1/intents",
-            get(intents::intent_list).post(intents::intent_create),
-        )
-        .route(
-            "/v1/intents/{name}",
-            get(intents::intent_get).delete(intents::intent_delete),
-        )
-        .route("/v1/nodes", get(workloads::node_list))
-        .route(
-            "/v1/jobs",
-            get(workloads::job_list).post(workloads::job_submit),
-        )
-        .route("/v1/jobs/{id}", get(workloads::job_get))
-        .route("/v1/placements", get(workloads::placement_list))
-        .route("/v1/admin/tokens/reload", post(tokens_reload))
-        .route("/v1/openapi.json", get(openapi_json))
-        .route("/metrics", get(metrics_text))
+    let mut by_path: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
+    for r in table() {
+        match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(r.handler),
+            None => by_path.push((r.path, r.handler)),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -15,6 +15,7 @@ use crate::state::{
     IntentStatus, Link, LinkState, LinkTelemetry, NextHop, Objective, PathSet, Port, PortCounters,
     Route, RouteMatch, TelemetrySummary,
 };
+use crate::workloads::advice::{AdviceSaving, AdviceTrigger, MoveAdvice};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -22,7 +23,7 @@ use crate::state::{
     info(
         title = "Solyx controller API",
         description = "The network view (devices, ports, links, hosts, paths, routes, telemetry), \
-intents, and the orchestrator's nodes, jobs and placements. Every request but the OpenAPI document \
+intents, and the orchestrator's nodes, jobs, placements and migration advice. Every request but the OpenAPI document \
 needs `Authorization: Bearer <token>`; errors share one JSON shape (ErrorBody).",
         license(name = "Apache-2.0"),
     ),
@@ -31,20 +32,22 @@ needs `Authorization: Bearer <token>`; errors share one JSON shape (ErrorBody)."
         network::host_list, network::path_show, network::route_list, network::telemetry_show,
         intents::intent_list, intents::intent_get, intents::intent_create, intents::intent_delete,
         workloads::node_list, workloads::job_list, workloads::job_get, workloads::job_submit,
-        workloads::placement_list, super::tokens_reload,
+        workloads::placement_list, workloads::advice_list, workloads::job_advice,
+        super::tokens_reload,
     ),
     components(schemas(
         ErrorBody, Device, DeviceRole, ConnectionState, Port, PortCounters, Endpoint, Link,
         LinkState, LinkTelemetry, Host, crate::state::Path, PathSet, Route, RouteMatch, NextHop,
         TelemetrySummary, Intent, IntentSpec, IntentStatus, IntentState, Objective, Node,
-        Accelerators, Job, JobSpec, JobState, TaskSpec, Traffic, TrafficPattern, Placement, ReloadReport,
+        Accelerators, Job, JobSpec, JobState, TaskSpec, Traffic, TrafficPattern, Placement,
+        MoveAdvice, AdviceSaving, AdviceTrigger, ReloadReport,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "network", description = "What the controller sees of the network (read only)"),
         (name = "intents", description = "What operators ask of the network"),
-        (name = "workloads", description = "Nodes, jobs and placements, from the orchestrator"),
+        (name = "workloads", description = "Nodes, jobs, placements and migration advice, from the orchestrator"),
         (name = "admin", description = "Controller administration"),
     )
 )]

@@ -16,6 +16,7 @@ use solyx::state::{
     Device, Host, Intent, IntentSpec, Link, Objective, PathSet, Port, Route, RouteMatch,
     TelemetrySummary,
 };
+use solyx::workloads::advice::MoveAdvice;
 
 use client::{segment, Client, Remote};
 use table::{opt, render};
@@ -183,6 +184,78 @@ enum JobCmd {
         /// Job ID.
         id: String,
     },
+    /// Migration advice: moves of running jobs that would pay off under
+    /// the energy prices, carbon and network of now (an empty list when
+    /// none would).
+    Advise {
+        /// Only this job (default: every running job).
+        id: Option<String>,
+        /// Run time the jobs have left, savings are counted over it: `8h`,
+        /// `90m`, `600s` or seconds [default: the controller's horizon, 1h].
+        #[arg(long, value_parser = parse_remaining)]
+        remaining: Option<f64>,
+    },
+}
+
+/// `8h`, `90m`, `600s` or a number of seconds, as seconds.
+fn parse_remaining(s: &str) -> std::result::Result<f64, String> {
+    let t = s.trim();
+    let (num, unit) = match t
+        .char_indices()
+        .rfind(|(_, c)| c.is_ascii_digit() || *c == '.')
+    {
+        Some((i, _)) => t.split_at(i + 1),
+        None => (t, ""),
+    };
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => return Err(format!("`{s}`: unknown unit `{other}` (use s, m, h or d)")),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v * scale),
+        _ => Err(format!("`{s}`: expected a duration such as 8h, 90m or 600")),
+    }
+}
+
+fn advice_rows(advice: &[MoveAdvice]) -> String {
+    let rows: Vec<Vec<String>> = advice
+        .iter()
+        .map(|a| {
+            let triggers: Vec<String> = a
+                .triggers
+                .iter()
+                .map(|t| format!("{t:?}").to_lowercase())
+                .collect();
+            vec![
+                a.job.clone(),
+                a.task.clone(),
+                format!("{} ({})", a.from.join(","), a.from_sites.join(",")),
+                format!("{} ({})", a.to.join(","), a.to_sites.join(",")),
+                triggers.join(","),
+                format!("{:.2}", a.saving.usd),
+                format!("{:.1}", a.saving.kg_co2),
+                format!("{:.0}", a.saving.time_s),
+                a.explanation.clone(),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "JOB",
+            "TASK",
+            "FROM",
+            "TO",
+            "WHY",
+            "SAVES_USD",
+            "SAVES_KG",
+            "SAVES_S",
+            "DETAIL",
+        ],
+        &rows,
+    )
 }
 
 fn yaml_file<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<T> {
@@ -677,6 +750,25 @@ pub async fn job(a: JobArgs) -> Result<()> {
                 return print_json(&jobs);
             }
             print(&job_rows(&jobs));
+        }
+        JobCmd::Advise { id, remaining } => {
+            let r = remaining.map(|r| r.to_string());
+            let q: Vec<(&str, &str)> = r.iter().map(|r| ("remaining_s", r.as_str())).collect();
+            let advice: Vec<MoveAdvice> = match &id {
+                Some(id) => {
+                    c.get(&format!("/v1/jobs/{}/advice", segment(id)), &q)
+                        .await?
+                }
+                None => c.get("/v1/advice", &q).await?,
+            };
+            if a.remote.json {
+                return print_json(&advice);
+            }
+            if advice.is_empty() {
+                print("no move pays off now");
+            } else {
+                print(&advice_rows(&advice));
+            }
         }
         JobCmd::Get { id } => {
             let job: Job = c.get(&format!("/v1/jobs/{}", segment(&id)), &[]).await?;

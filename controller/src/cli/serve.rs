@@ -64,6 +64,58 @@ pub struct ServeArgs {
     /// (default: solyx-orchestrator.db next to --db).
     #[arg(long, env = "SOLYX_ORCHESTRATOR_DB", requires = "topology")]
     orchestrator_db: Option<PathBuf>,
+    #[command(flatten)]
+    energy: EnergyArgs,
+}
+
+/// Energy price and carbon for the orchestrator (`solyx serve` and
+/// `solyx api serve --topology`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct EnergyArgs {
+    /// Folder of hourly energy price and carbon series (`*.csv` in it and
+    /// in its carbon/ and prices/ folders; docs/orchestrator.md, "Energy
+    /// files"), read at start and again whenever a file changes. Prices
+    /// are read at the current time.
+    #[arg(long, env = "SOLYX_ENERGY_DIR")]
+    pub energy_dir: Option<PathBuf>,
+    /// The grid zone of a site, as SITE=ZONE (repeat it); a site not
+    /// mapped reads the zone of its own name.
+    #[arg(long = "energy-site", value_name = "SITE=ZONE", requires = "energy_dir",
+          value_parser = parse_energy_site)]
+    pub energy_sites: Vec<(String, String)>,
+    /// A site map file, `sites: { SITE: ZONE }` (docs/examples/energy-sites.yaml);
+    /// --energy-site pairs override it.
+    #[arg(long, value_name = "FILE", requires = "energy_dir")]
+    pub energy_sites_file: Option<PathBuf>,
+}
+
+fn parse_energy_site(s: &str) -> std::result::Result<(String, String), String> {
+    solyx::workloads::energy::EnergyConfig::parse_site(s)
+}
+
+impl EnergyArgs {
+    /// Puts the energy configuration into `config` (nothing without
+    /// `--energy-dir`).
+    ///
+    /// # Errors
+    /// An unreadable or malformed site map file.
+    pub fn apply(&self, config: &mut solyx::workloads::WorkloadsConfig) -> Result<()> {
+        let Some(dir) = &self.energy_dir else {
+            return Ok(());
+        };
+        let mut sites = std::collections::BTreeMap::new();
+        if let Some(file) = &self.energy_sites_file {
+            let map = solyx_orchestrator::energy::SiteZones::load(file)
+                .with_context(|| format!("--energy-sites-file {}", file.display()))?;
+            sites.extend(map.sites);
+        }
+        sites.extend(self.energy_sites.iter().cloned());
+        config.energy = Some(solyx::workloads::energy::EnergyConfig {
+            dir: dir.clone(),
+            sites,
+        });
+        Ok(())
+    }
 }
 
 /// `--orchestrator-db`, or `solyx-orchestrator.db` in the folder of the
@@ -148,13 +200,17 @@ async fn serve(a: ServeArgs) -> Result<()> {
     // The network feed is kept alive with the server: this command runs
     // no control loop, so the view stays the topology as declared.
     let mut _network = None;
+    if a.topology.is_none() && a.energy.energy_dir.is_some() {
+        anyhow::bail!("--energy-dir needs --topology: energy weighs the orchestrator's placements");
+    }
     if let Some(topo_path) = &a.topology {
         let topo = solyx::topology::Topology::load(topo_path)?;
         let db = orchestrator_db(&a);
-        let (orchestrator, feed) =
-            solyx::workloads::start(&solyx::workloads::WorkloadsConfig::new(&db), &topo)?;
+        let mut config = solyx::workloads::WorkloadsConfig::new(&db);
+        a.energy.apply(&mut config)?;
+        let (orchestrator, feed) = solyx::workloads::start(&config, &topo)?;
         tracing::info!(topology = %topo_path.display(), db = %db.display(), "orchestrator attached");
-        state = state.with_orchestrator(orchestrator);
+        state = orchestrator.attach(state);
         _network = Some(feed);
     }
     let server = api::spawn(a.listen, api::router(state.clone()), tls)

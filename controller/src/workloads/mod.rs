@@ -9,6 +9,11 @@
 //!   as soon as it arrives.
 //! - **Network**: [`network::TopologyNetwork`], fed by the running
 //!   controller through the [`NetworkFeed`] that [`start`] returns.
+//! - **Energy**: with [`WorkloadsConfig::energy`], the price and carbon
+//!   series of a folder of files ([`energy::EnergyFeed`]), read again when
+//!   they change; without, the energy terms are 0.
+//! - **Advice**: [`advice::Advisor`] proposes moves of running jobs when
+//!   prices, carbon or congestion changed enough since they were placed.
 //! - **Jobs**: each task of a submitted job is placed by the network-aware
 //!   strategy (its copies as one gang, with the task's traffic pattern)
 //!   on what the previous tasks left free; the whole job is then granted
@@ -20,11 +25,13 @@
 //! # async fn demo(topo: &solyx::topology::Topology) -> Result<(), solyx::workloads::WorkloadsError> {
 //! let config = solyx::workloads::WorkloadsConfig::new("orchestrator.db");
 //! let (orchestrator, feed) = solyx::workloads::start(&config, topo)?;
-//! // api::ApiState::new(..).with_orchestrator(orchestrator); then, from the
-//! // control loop: feed.update(&topology, &controller.links());
+//! // orchestrator.attach(api::ApiState::new(..)); then, from the control
+//! // loop: feed.update(&topology, &controller.links());
 //! # let _ = (orchestrator, feed); Ok(()) }
 //! ```
 
+pub mod advice;
+pub mod energy;
 pub mod inventory;
 pub mod network;
 
@@ -38,12 +45,16 @@ use futures::StreamExt;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use solyx_orchestrator::cost::Weights;
-use solyx_orchestrator::drm::{AllocationRequest, DrmError, Refusal, ResourceManager, Upsert};
+use solyx_orchestrator::drm::{
+    Allocation, AllocationRequest, DrmError, Refusal, ResourceManager, TaskGrant, Upsert,
+};
 use solyx_orchestrator::energy::EnergySignals;
 use solyx_orchestrator::job as ojob;
+use solyx_orchestrator::migration::{self, MigrationPolicy, RunningJob, Trigger};
 use solyx_orchestrator::placement::{NodeFree, Placer, Strategy};
 use solyx_orchestrator::resources::{Capacity, Demand};
 
+use crate::api::ApiState;
 use crate::node::NodeClient;
 use crate::orchestrator::{
     Accelerators, Job, JobSpec, JobState, Node, Orchestrator, OrchestratorError, Placement,
@@ -51,6 +62,8 @@ use crate::orchestrator::{
 };
 use crate::state::InvalidField;
 use crate::topology::Topology;
+use advice::{AdviceSaving, AdviceTrigger, Advisor, MoveAdvice};
+use energy::{EnergyConfig, EnergyFeed};
 pub use network::NetworkFeed;
 use network::TopologyNetwork;
 
@@ -70,6 +83,14 @@ pub struct WorkloadsConfig {
     /// A node whose agent has said nothing for this long is not ready
     /// (agents send a heartbeat every 10 s by default).
     pub agent_stale_after: Duration,
+    /// Energy price and carbon series with the site-to-zone map; `None`:
+    /// no energy data, the price and carbon terms are 0.
+    pub energy: Option<EnergyConfig>,
+    /// When migration advice proposes a move.
+    pub advice_policy: MigrationPolicy,
+    /// Run time left that advice counts savings over when the caller does
+    /// not say (the API's jobs carry no expected duration).
+    pub advice_horizon: Duration,
 }
 
 impl WorkloadsConfig {
@@ -83,6 +104,9 @@ impl WorkloadsConfig {
             watch_agents: true,
             agent_retry: Duration::from_secs(1),
             agent_stale_after: Duration::from_secs(35),
+            energy: None,
+            advice_policy: MigrationPolicy::default(),
+            advice_horizon: Duration::from_secs(3600),
         }
     }
 }
@@ -107,6 +131,9 @@ pub enum WorkloadsError {
         /// What failed.
         what: String,
     },
+    /// The energy files or the site map are unusable.
+    #[error("{0}")]
+    Energy(String),
     /// No Tokio runtime to run the agent streams on.
     #[error("the orchestrator must start inside a Tokio runtime (it watches the agents)")]
     NoRuntime,
@@ -185,8 +212,13 @@ struct Agents {
 struct Inner {
     state: Mutex<State>,
     network: Arc<TopologyNetwork>,
-    energy: Arc<EnergySignals>,
+    /// The energy files, when configured.
+    energy: Option<EnergyFeed>,
+    /// What placement reads without energy files.
+    no_energy: Arc<EnergySignals>,
     weights: Weights,
+    policy: MigrationPolicy,
+    horizon_s: f64,
     hosts: BTreeMap<String, inventory::Host>,
     agents: Mutex<Agents>,
     stale_after: Duration,
@@ -194,7 +226,8 @@ struct Inner {
     _stop: tokio::sync::watch::Sender<()>,
 }
 
-/// The API's [`Orchestrator`] over the resource manager and the placer.
+/// The API's [`Orchestrator`] and [`Advisor`] over the resource manager
+/// and the placer.
 pub struct Workloads {
     inner: Arc<Inner>,
 }
@@ -221,7 +254,7 @@ fn internal(e: impl std::fmt::Display) -> OrchestratorError {
 pub fn start(
     config: &WorkloadsConfig,
     topology: &Topology,
-) -> Result<(Arc<dyn Orchestrator>, NetworkFeed), WorkloadsError> {
+) -> Result<(Arc<Workloads>, NetworkFeed), WorkloadsError> {
     let w = Workloads::open(config, topology)?;
     let feed = NetworkFeed::new(w.inner.network.clone());
     Ok((Arc::new(w), feed))
@@ -237,7 +270,7 @@ pub fn start_with_extender(
     topology: &Topology,
 ) -> Result<
     (
-        Arc<dyn Orchestrator>,
+        Arc<Workloads>,
         NetworkFeed,
         solyx_orchestrator::extender::Extender,
     ),
@@ -261,12 +294,24 @@ impl Workloads {
     /// that pods land where `solyx job submit` would place them.
     #[must_use]
     pub fn extender(&self) -> solyx_orchestrator::extender::Extender {
+        // TODO-completeness: the extender keeps the energy signals in force
+        // when it is made; energy files changed later reach `solyx job
+        // submit` and the advice, not the extender's scores.
         solyx_orchestrator::extender::Extender::new(
             self.inner.clone(),
             self.inner.network.clone(),
-            self.inner.energy.clone(),
+            self.inner.energy(),
             self.inner.weights,
         )
+    }
+
+    /// Serves this orchestrator through `state`: nodes, jobs and
+    /// placements, and migration advice.
+    #[must_use]
+    pub fn attach(self: &Arc<Self>, state: ApiState) -> ApiState {
+        state
+            .with_orchestrator(self.clone())
+            .with_advisor(self.clone())
     }
 
     /// Opens the orchestrator (see [`start`]).
@@ -296,12 +341,27 @@ impl Workloads {
         let mut state = State { drm, jobs, records };
         reconcile(&mut state);
         load_declared(&mut state, &hosts);
+        let energy = match &config.energy {
+            Some(e) => {
+                let sites: std::collections::BTreeSet<String> = state
+                    .drm
+                    .nodes()
+                    .map(|n| n.node.site.clone())
+                    .chain(hosts.values().filter_map(|h| h.site.clone()))
+                    .collect();
+                Some(EnergyFeed::open(e.clone(), &sites).map_err(WorkloadsError::Energy)?)
+            }
+            None => None,
+        };
         let (stop, stopped) = tokio::sync::watch::channel(());
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
             network: Arc::new(TopologyNetwork::new(topology, config.paths_per_pair)),
-            energy: Arc::new(EnergySignals::new()),
+            energy,
+            no_energy: Arc::new(EnergySignals::new()),
             weights: config.weights,
+            policy: config.advice_policy,
+            horizon_s: config.advice_horizon.as_secs_f64(),
             hosts,
             agents: Mutex::new(Agents::default()),
             stale_after: config.agent_stale_after,
@@ -444,6 +504,13 @@ async fn watch_agent(
 }
 
 impl Inner {
+    /// The energy signals in force (empty without energy files).
+    fn energy(&self) -> Arc<EnergySignals> {
+        self.energy
+            .as_ref()
+            .map_or_else(|| self.no_energy.clone(), EnergyFeed::current)
+    }
+
     /// An agent report: merged with the declared values and stored.
     fn report(&self, host: &str, reported: crate::node::Node) {
         let Some(h) = self.hosts.get(host) else {
@@ -539,11 +606,8 @@ impl Workloads {
         let tenant = spec.tenant.clone().unwrap_or_else(|| "default".into());
         let seq = st.records.last().map_or(1, |r| r.seq + 1);
         let id = format!("job-{seq}");
-        let placer = Placer::new(
-            self.inner.network.as_ref(),
-            &self.inner.energy,
-            self.inner.weights,
-        );
+        let energy = self.inner.energy();
+        let placer = Placer::new(self.inner.network.as_ref(), &energy, self.inner.weights);
         let nodes: Vec<&solyx_orchestrator::inventory::Node> =
             st.drm.nodes().map(|n| &n.node).collect();
         let mut free: Vec<Capacity> = st.drm.nodes().map(|n| n.free.clone()).collect();
@@ -779,5 +843,131 @@ impl Orchestrator for Workloads {
                 .flat_map(|r| r.placements.iter().cloned())
                 .collect()),
         }
+    }
+}
+
+/// The cost terms of a breakdown by name, as the API shows them.
+fn terms(c: &solyx_orchestrator::cost::CostBreakdown) -> BTreeMap<String, f64> {
+    c.terms
+        .iter()
+        .map(|t| (t.name.to_string(), finite(t.contribution)))
+        .collect()
+}
+
+/// The sites of `nodes`, each once, in order of first appearance.
+fn sites_of(drm: &ResourceManager, nodes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in nodes {
+        let site = drm.node(n).map_or_else(
+            || network::DEFAULT_SITE.to_string(),
+            |s| s.node.site.clone(),
+        );
+        if !out.contains(&site) {
+            out.push(site);
+        }
+    }
+    out
+}
+
+impl Advisor for Workloads {
+    fn advice(
+        &self,
+        job: Option<&str>,
+        remaining_s: Option<f64>,
+    ) -> Result<Vec<MoveAdvice>, OrchestratorError> {
+        let remaining = remaining_s.unwrap_or(self.inner.horizon_s);
+        let energy = self.inner.energy();
+        let st = lock(&self.inner.state);
+        if let Some(id) = job {
+            if !st.records.iter().any(|r| r.job.id == id) {
+                return Err(OrchestratorError::NotFound(id.into()));
+            }
+        }
+        let now = unix_now();
+        let mut out = Vec::new();
+        let running = st
+            .records
+            .iter()
+            .filter(|r| r.job.state == JobState::Running && job.is_none_or(|id| r.job.id == id));
+        for rec in running {
+            let Some(alloc) = st.drm.allocation(&rec.job.id) else {
+                continue;
+            };
+            let spec = &rec.job.spec;
+            let tenant = spec.tenant.clone().unwrap_or_else(|| "default".into());
+            // The allocation numbers the copies of all tasks in a row; each
+            // task is advised on its own, its copies numbered from 0, the
+            // other tasks staying where they hold resources.
+            let mut first = 0u32;
+            for t in &spec.tasks {
+                let own = first..first.saturating_add(t.replicas);
+                first = own.end;
+                let part = Allocation {
+                    id: alloc.id.clone(),
+                    tenant: alloc.tenant.clone(),
+                    job: alloc.job.clone(),
+                    tasks: alloc
+                        .tasks
+                        .iter()
+                        .filter(|g| own.contains(&g.task))
+                        .map(|g| TaskGrant {
+                            task: g.task - own.start,
+                            ..g.clone()
+                        })
+                        .collect(),
+                };
+                let task_spec = task_job(spec, &tenant, t);
+                let jobs = [RunningJob {
+                    spec: &task_spec,
+                    allocation: &part,
+                    remaining_s: remaining,
+                }];
+                let advised = migration::advise(
+                    &st.drm,
+                    self.inner.network.as_ref(),
+                    &energy,
+                    self.inner.weights,
+                    now,
+                    &jobs,
+                    &self.inner.policy,
+                );
+                for a in advised {
+                    out.push(MoveAdvice {
+                        job: rec.job.id.clone(),
+                        name: spec.name.clone(),
+                        task: t.name.clone(),
+                        from_sites: sites_of(&st.drm, &a.from),
+                        to_sites: sites_of(&st.drm, &a.to),
+                        moved: u32::try_from(a.moved_tasks).unwrap_or(u32::MAX),
+                        triggers: a
+                            .triggers
+                            .iter()
+                            .map(|t| match t {
+                                Trigger::Price => AdviceTrigger::Price,
+                                Trigger::Carbon => AdviceTrigger::Carbon,
+                                Trigger::Congestion => AdviceTrigger::Congestion,
+                            })
+                            .collect(),
+                        saving: AdviceSaving {
+                            usd: finite(a.saving.usd),
+                            kg_co2: finite(a.saving.kg_co2),
+                            time_s: finite(a.saving.time_s),
+                            relative_cost: finite(a.saving.relative_cost),
+                        },
+                        remaining_s: remaining,
+                        cost_now: finite(a.current.total),
+                        cost_after: finite(a.proposed.total),
+                        cost_breakdown_now: terms(&a.current),
+                        cost_breakdown_after: terms(&a.proposed),
+                        usd_per_hour: [a.current.usd_per_hour, a.proposed.usd_per_hour],
+                        kg_co2_per_hour: [a.current.kg_co2_per_hour, a.proposed.kg_co2_per_hour],
+                        explanation: a.explanation,
+                        from: a.from,
+                        to: a.to,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
