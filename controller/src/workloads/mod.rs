@@ -90,6 +90,9 @@ pub struct WorkloadsConfig {
     pub advice_policy: MigrationPolicy,
     /// Run time left that advice counts savings over when the caller does
     /// not say (the API's jobs carry no expected duration).
+    // TODO-completeness: the API's job spec has no expected run time, so
+    // advice cannot count savings over what is really left of a job; the
+    // caller's `remaining_s` or this horizon stands in for it.
     pub advice_horizon: Duration,
 }
 
