@@ -112,3 +112,32 @@ pub fn three_hops(t0: u64, latency: u32, wire: u64, queue: u32, util: u32) -> Ve
         })
         .collect()
 }
+
+/// Bytes of a UDP payload that fits a 1500-byte IPv4 MTU (less the IPv4
+/// and UDP headers).
+pub const MTU_1500_PAYLOAD: usize = 1500 - 20 - 8;
+
+/// One UDP payload coalescing `reports` (each as [`report`] builds it)
+/// behind one group header `group`, the way an exporter coalescing N
+/// reports per datagram sends them: [`GroupHeader::write`], then
+/// [`ReportBuilder::write_individual`] for each.
+pub fn coalesce(group: GroupHeader, reports: &[Bytes]) -> Bytes {
+    let mut buf = BytesMut::new();
+    group.write(&mut buf).expect("group header");
+    for (i, r) in reports.iter().enumerate() {
+        let parsed = solyx_int::Report::parse(r.clone()).expect("report");
+        parsed
+            .to_builder()
+            .write_individual(&mut buf, i + 1 == reports.len())
+            .expect("individual report");
+    }
+    buf.freeze()
+}
+
+/// How many individual reports shaped like `report` (a whole report
+/// packet: group header and one report) fit in `payload` bytes behind one
+/// group header.
+pub fn fit(report: &Bytes, payload: usize) -> usize {
+    let individual = report.len() - GroupHeader::ENCODED_LEN;
+    payload.saturating_sub(GroupHeader::ENCODED_LEN) / individual
+}
