@@ -12,4 +12,5 @@ pub mod host;
 pub mod metrics;
 pub mod node;
 pub mod p4rt;
+pub mod port_events;
 pub mod switch;

@@ -462,7 +462,7 @@ async fn switch(config: SwitchConfig, node_args: NodeArgs, tls: TlsArgs) -> Exit
         started.service,
         config.grpc,
         config.unix.clone(),
-        Some(node.service()),
+        Some(node.service().with_ports(started.ports.clone())),
         tls,
     )
     .await;

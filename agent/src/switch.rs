@@ -45,6 +45,7 @@ use serde::Deserialize;
 
 use crate::ebpf::{EbpfFabricDataplane, PortSpec, SwitchPorts, DEFAULT_PIN_ROOT};
 use crate::p4rt::{AgentService, Dataplane, DataplaneError, RestoreError, ServerConfig};
+use crate::port_events::PortWatch;
 
 /// Where the state of instance `<instance>` is saved by default.
 pub const DEFAULT_STATE_ROOT: &str = "/var/lib/solyx";
@@ -280,6 +281,10 @@ pub struct Switch {
     pub service: AgentService,
     /// Its data plane.
     pub dataplane: Arc<EbpfFabricDataplane>,
+    /// The ports' link state (none when the netlink socket could not be
+    /// opened: `WatchPorts` is then UNIMPLEMENTED and the controller's
+    /// probes alone find failed links).
+    pub ports: Option<PortWatch>,
     /// Held while the switch runs.
     _locks: InstanceLocks,
 }
@@ -398,7 +403,8 @@ pub fn serve_dataplane<D: Dataplane>(
 /// transit at TC egress) and starts the INT queue publisher, builds the
 /// P4Runtime service with the eBPF data plane, and restores the saved state
 /// if there is one (if there is none, the tables are emptied, INT's
-/// included: nothing would show what they hold).
+/// included: nothing would show what they hold), and starts watching the
+/// ports' link state ([`PortWatch`], served as `WatchPorts`).
 ///
 /// # Errors
 /// See [`SwitchError`].
@@ -409,9 +415,17 @@ pub fn start(config: &SwitchConfig) -> Result<Switch, SwitchError> {
         &config.switch_ports(),
     )?);
     let service = serve_dataplane(config, dataplane.clone(), EbpfFabricDataplane::clear_tables)?;
+    let ports = match PortWatch::start(&config.ports) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the ports' link state; WatchPorts is off");
+            None
+        }
+    };
     Ok(Switch {
         service,
         dataplane,
+        ports,
         _locks: locks,
     })
 }

@@ -8,8 +8,9 @@
 //!    probes every port every 100 ms and learns the six directed links of
 //!    the triangle; a declared link whose ports lead nowhere is reported
 //!    `declared_not_seen`;
-//! 2. one veth of the s2 — s3 link is set down by name: both directions go
-//!    down within about three probe intervals, the other links stay up;
+//! 2. one veth of the s2 — s3 link is set down by name: the agents report
+//!    the port down (`WatchPorts`) and both directions go down sooner than
+//!    three missed probes would take them, the other links stay up;
 //! 3. set up again, the link comes back.
 //!
 //! Needs root and the eBPF object; skips otherwise (fails with
@@ -258,12 +259,19 @@ async fn discovery_learns_the_triangle_and_sees_a_link_go_down() {
     ] {
         assert_eq!(status_of(&s, k), Some(LinkStatus::Up), "{k} stays up");
     }
-    // Three missed probes plus half an interval, checked once per
-    // interval: at most about four intervals after the last probe (the
-    // bound leaves room for a loaded machine).
+    // The agents report the port down (WatchPorts) and the controller
+    // takes the link down at once: before three probes could have been
+    // missed, which is how long the probes alone would take.
     assert!(
-        down <= INTERVAL * 8,
-        "the link went down {down:?} after the veth, more than 8 probe intervals"
+        down < INTERVAL * 3,
+        "the link went down {down:?} after the veth: no sooner than the probes \
+         would have found it (3 x {INTERVAL:?})\nagents' logs:\n{}",
+        agents.iter().map(Agent::log_text).collect::<String>()
+    );
+    assert!(
+        agents[2].log_text().contains("port link state changed"),
+        "s3's agent saw its port go down: {}",
+        agents[2].log_text()
     );
     let mut downs = Vec::new();
     while let Ok(e) = events.try_recv() {

@@ -29,7 +29,7 @@ use tonic::transport::Channel;
 
 use crate::p4rt::transport;
 
-pub use pb::{Node, NodeUpdate};
+pub use pb::{Node, NodeUpdate, PortEvent};
 
 /// How long [`NodeClient::connect`] waits for the connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,7 +74,19 @@ impl NodeClient {
     /// # Errors
     /// [`NodeClientError::Connect`].
     pub async fn connect(addr: &str) -> Result<Self, NodeClientError> {
-        let channel = transport::connect(addr, CONNECT_TIMEOUT, None)
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connects to `addr` over TLS when `tls` is given (TCP addresses
+    /// only), as the P4Runtime session to the same agent does.
+    ///
+    /// # Errors
+    /// [`NodeClientError::Connect`].
+    pub async fn connect_with(
+        addr: &str,
+        tls: Option<&crate::p4rt::ClientTls>,
+    ) -> Result<Self, NodeClientError> {
+        let channel = transport::connect(addr, CONNECT_TIMEOUT, tls)
             .await
             .map_err(|reason| NodeClientError::Connect {
                 addr: addr.to_string(),
@@ -114,6 +126,31 @@ impl NodeClient {
         let stream = self
             .inner
             .watch(pb::WatchRequest {})
+            .await
+            .map_err(|status| self.rpc(status))?
+            .into_inner();
+        Ok(stream.map(move |r| {
+            r.map_err(|status| NodeClientError::Rpc {
+                addr: addr.clone(),
+                status,
+            })
+        }))
+    }
+
+    /// The link state of every port the agent watches, then each change,
+    /// until the agent stops. An agent that watches no ports answers
+    /// UNIMPLEMENTED.
+    ///
+    /// # Errors
+    /// [`NodeClientError::Rpc`], at the start or as an item.
+    pub async fn watch_ports(
+        &mut self,
+    ) -> Result<impl Stream<Item = Result<pb::PortEvent, NodeClientError>> + use<>, NodeClientError>
+    {
+        let addr = self.addr.clone();
+        let stream = self
+            .inner
+            .watch_ports(pb::WatchPortsRequest {})
             .await
             .map_err(|status| self.rpc(status))?
             .into_inner();

@@ -5,6 +5,10 @@
 //! and the latest sample after each heartbeat interval without a change
 //! (HEARTBEAT). A slow reader skips to the latest change; `sequence` shows
 //! the gap.
+//!
+//! `WatchPorts` sends the state of every port, then each change the
+//! agent's [`PortWatch`] learns from the kernel; an agent given no ports to
+//! watch answers UNIMPLEMENTED.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use super::monitor::{Monitor, Snapshot};
+use crate::port_events::{PortState, PortWatch};
 
 /// Default interval between heartbeats of a quiet Watch.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
@@ -31,6 +36,7 @@ pub struct NodeService {
     monitor: Arc<Monitor>,
     heartbeat: Duration,
     shutdown: Arc<watch::Sender<bool>>,
+    ports: Option<PortWatch>,
 }
 
 impl NodeService {
@@ -41,7 +47,16 @@ impl NodeService {
             monitor,
             heartbeat: heartbeat.max(Duration::from_millis(10)),
             shutdown: Arc::new(watch::channel(false).0),
+            ports: None,
         }
+    }
+
+    /// The same service, also serving `WatchPorts` from `ports` (none:
+    /// `WatchPorts` is UNIMPLEMENTED).
+    #[must_use]
+    pub fn with_ports(mut self, ports: Option<PortWatch>) -> Self {
+        self.ports = ports;
+        self
     }
 
     /// The tonic service.
@@ -62,6 +77,16 @@ fn update(reason: pb::node_update::Reason, s: &Snapshot) -> pb::NodeUpdate {
         reason: reason.into(),
         sequence: s.sequence,
         node: Some(s.node.clone()),
+    }
+}
+
+fn port_event(s: &PortState, initial: bool) -> pb::PortEvent {
+    pb::PortEvent {
+        port: u32::from(s.port),
+        interface: s.interface.clone(),
+        oper_up: s.up,
+        time: Some(prost_types::Timestamp::from(s.at)),
+        initial,
     }
 }
 
@@ -122,6 +147,51 @@ impl NodeResources for NodeService {
                 }
             }
             debug!("node watch ended");
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type WatchPortsStream = ReceiverStream<Result<pb::PortEvent, Status>>;
+
+    async fn watch_ports(
+        &self,
+        _request: Request<pb::WatchPortsRequest>,
+    ) -> Result<Response<Self::WatchPortsStream>, Status> {
+        let Some(ports) = self.ports.clone() else {
+            return Err(Status::unimplemented("this agent watches no ports"));
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let (initial, mut changes) = ports.subscribe();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            for s in &initial {
+                if *shutdown.borrow() || tx.send(Ok(port_event(s, true))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let events = tokio::select! {
+                    r = changes.recv() => match r {
+                        Ok(s) => vec![port_event(&s, false)],
+                        // Changes were dropped for this slow reader: the
+                        // whole state again, so nothing stays wrong.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => ports
+                            .current()
+                            .iter()
+                            .map(|s| port_event(s, false))
+                            .collect(),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = shutdown.wait_for(|s| *s) => break,
+                    () = tx.closed() => break,
+                };
+                for e in events {
+                    if tx.send(Ok(e)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            debug!("port watch ended");
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -16,10 +16,17 @@
 //! move traffic back and forth. Declared links never seen stay
 //! [`LinkStatus::DeclaredNotSeen`].
 //!
+//! Probes find every failure, but only after `missed_limit` intervals. A
+//! device whose agent serves port-status events (`WatchPorts`,
+//! [`port_events`]) reports a port that goes down at once, and the links
+//! on it go down without waiting for the probes; probes still find the
+//! failures that leave the port up, and bring links back.
+//!
 //! Ports to probe are the configured ones (the ports of declared links,
 //! plus any given explicitly) and every port a probe arrived on.
 
 pub mod frame;
+pub mod port_events;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -177,6 +184,10 @@ impl Shared {
             LinkEvent::Up(k) => info!(link = %k, "link up"),
             LinkEvent::Down(k) => warn!(link = %k, "link down: probes stopped"),
         }
+        self.send(event);
+    }
+
+    fn send(&self, event: LinkEvent) {
         // No subscriber is fine: the table holds the state.
         let _ = self.events.send(event);
     }
@@ -243,6 +254,21 @@ impl Discovery {
     #[must_use]
     pub fn events(&self) -> broadcast::Receiver<LinkEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// The device `device` reported its port `port` down (a port-status
+    /// event, [`port_events`]): the links with an end there go down now,
+    /// through the same events as a probe timeout. Coming back is left to
+    /// the probes and the hold time. Returns how many links went down.
+    pub fn port_down(&self, device: DeviceId, port: PortId) -> usize {
+        let events = self.shared.table().port_down(device, port);
+        for e in &events {
+            if let LinkEvent::Down(k) = e {
+                warn!(link = %k, device_id = device, port, "link down: the device reported the port down");
+            }
+            self.shared.send(*e);
+        }
+        events.len()
     }
 
     /// The counters.

@@ -156,6 +156,26 @@ impl LinkTable {
         events
     }
 
+    /// The device reported `port` down: every up link with an end there
+    /// is down now; their events. A link that was returning starts its
+    /// hold again when probes cross it once more.
+    pub fn port_down(&mut self, device: DeviceId, port: PortId) -> Vec<LinkEvent> {
+        let mut events = Vec::new();
+        for (k, e) in &mut self.links {
+            let src = (k.src_device, k.src_port) == (device, port);
+            let dst = (k.dst_device, k.dst_port) == (device, port);
+            if !src && !dst {
+                continue;
+            }
+            e.returning_since = None;
+            if e.status == LinkStatus::Up {
+                e.status = LinkStatus::Down;
+                events.push(LinkEvent::Down(*k));
+            }
+        }
+        events
+    }
+
     /// Every link, in key order.
     #[must_use]
     pub fn snapshot(&self, now: Instant) -> Vec<DiscoveredLink> {
@@ -292,5 +312,35 @@ mod tests {
                 (key(3, 1), LinkStatus::Down, false),
             ]
         );
+    }
+
+    #[test]
+    fn a_port_down_takes_both_directions_down_and_probes_bring_them_back_after_the_hold() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut t = LinkTable::new(ms(100), 3, []).with_up_hold(ms(1000));
+        let back = LinkKey {
+            src_device: 2,
+            src_port: 2,
+            dst_device: 1,
+            dst_port: 1,
+        };
+        let there = key(1, 2);
+        assert_eq!(t.seen(there, t0), Some(LinkEvent::Up(there)));
+        assert_eq!(t.seen(back, t0), Some(LinkEvent::Up(back)));
+        // Port 1 of device 2 is neither end of these links.
+        assert!(t.port_down(2, 1).is_empty());
+        let down = t.port_down(there.src_device, there.src_port);
+        assert_eq!(down.len(), 2, "{down:?}");
+        assert!(down.contains(&LinkEvent::Down(there)) && down.contains(&LinkEvent::Down(back)));
+        assert!(
+            t.port_down(there.src_device, there.src_port).is_empty(),
+            "already down"
+        );
+        // A probe still in flight does not bring it back; probes for the
+        // whole hold time do.
+        assert_eq!(t.seen(there, t0 + ms(10)), None);
+        assert_eq!(t.seen(there, t0 + ms(500)), None);
+        assert_eq!(t.seen(there, t0 + ms(1010)), Some(LinkEvent::Up(there)));
     }
 }

@@ -35,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn, Instrument};
 
-use crate::discovery::{Discovery, DiscoveryConfig};
+use crate::discovery::{port_events, Discovery, DiscoveryConfig};
 use crate::linkstate::{self, LinkEvent, LinkKey, LinkView, PortId};
 use crate::metrics::Metrics;
 use crate::p4rt::{DeviceSession, Mastership, RpcMetrics, SessionConfig};
@@ -150,6 +150,7 @@ impl Controller {
         let mut pipelines: BTreeMap<String, Arc<P4InfoIndex>> = BTreeMap::new();
         let mut devices = Vec::new();
         let mut fabric = Vec::new();
+        let mut watched = Vec::new();
         for (ix, device) in topo.devices() {
             let Some(address) = device.address.clone() else {
                 warn!(device = %device.name, "no address in the topology; device left unmanaged");
@@ -175,10 +176,17 @@ impl Controller {
                 metrics: config.metrics.clone(),
                 device: device.name.clone(),
             });
+            let agent = port_events::WatchedDevice {
+                name: device.name.clone(),
+                device_id: device.device_id,
+                addr: session_config.addr.clone(),
+                tls: session_config.tls.clone(),
+            };
             let session = DeviceSession::start(session_config)
                 .with_context(|| format!("device {}", device.name))?;
             if device.role == Role::Fabric {
                 fabric.push(session.clone());
+                watched.push(agent);
             }
             let device_config = match topo.device_config(&device.pipeline) {
                 Some(c) => {
@@ -235,6 +243,20 @@ impl Controller {
                 ..DiscoveryConfig::default()
             },
         ));
+        // Port-status events take links down before the probes notice.
+        let port_metrics = port_events::PortEventMetrics::new(config.metrics.registry());
+        for device in watched {
+            let span = tracing::info_span!("port_events", device_id = device.device_id);
+            tasks.push(tokio::spawn(
+                port_events::watch(
+                    device,
+                    discovery.clone(),
+                    port_metrics.clone(),
+                    shutdown.subscribe(),
+                )
+                .instrument(span),
+            ));
+        }
 
         let mut store =
             TelemetryStore::new(config.collector.store.clone(), std::time::Instant::now());
