@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use solyx::routing::te::{ecmp_loads, optimise, quantise, TeConfig, TeGroup, TeProblem};
+use solyx::routing::te::{ecmp_loads, quantise, solve, TeConfig, TeGroup, TeProblem};
 use solyx::routing::{k_paths, PathGraph, Workspace, DEFAULT_K};
 use solyx::topology::convert::{self, Demand, Options, RawNetwork};
 use solyx::topology::{DeviceIx, Topology};
@@ -336,13 +336,15 @@ fn main() {
         let (mut r_ours, mut r_ecmp, mut worst) = (Vec::new(), Vec::new(), 0.0f64);
         let (mut t_ours, mut t_lp, mut t_ecmp) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let (mut mlu_o, mut mlu_l, mut mlu_e) = (0.0, 0.0, 0.0);
+        let (mut bound_gap, mut bound_over_lp, mut rounds) = (0.0f64, 0.0f64, 0);
         let mut groups = 0;
         for m in &inst.matrices {
             let p = problem(&inst, &paths, m);
             groups = p.groups.len();
             let t0 = Instant::now();
-            let x = optimise(&p, None, &cfg);
-            let shares: Vec<Vec<f64>> = x
+            let sol = solve(&p, None, &cfg);
+            let shares: Vec<Vec<f64>> = sol
+                .shares
                 .iter()
                 .map(|s| {
                     quantise(s, 100)
@@ -353,6 +355,8 @@ fn main() {
                 .collect();
             t_ours += t0.elapsed();
             let ours = p.max_utilisation(&shares);
+            bound_gap = bound_gap.max(ours / sol.lower_bound);
+            rounds = rounds.max(sol.rounds);
             let t0 = Instant::now();
             let ecmp = ecmp_mlu(&inst, m);
             t_ecmp += t0.elapsed();
@@ -366,6 +370,7 @@ fn main() {
                 r_ours.push(ours / lp);
                 r_ecmp.push(ecmp / lp);
                 worst = worst.max(ours / lp);
+                bound_over_lp = bound_over_lp.max(sol.lower_bound / lp);
             }
         }
         let n = inst.matrices.len().max(1) as f64;
@@ -400,6 +405,14 @@ fn main() {
                     ms(t_lp / n as u32),
                     t_lp.as_secs_f64() / t_ours.as_secs_f64()
                 )
+            }
+        );
+        println!(
+            "  ours / our certified lower bound: worst {bound_gap:.3} (at most {rounds} rounds){}",
+            if r_ours.is_empty() {
+                String::new()
+            } else {
+                format!("; bound / LP at most {bound_over_lp:.4}")
             }
         );
         if !r_ours.is_empty() {
