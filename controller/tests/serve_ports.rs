@@ -25,184 +25,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+#[path = "common/serve_lab.rs"]
+mod serve_lab;
+
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use serve_lab::{can_run, in_netns, Lab, Serve};
 use solyx::state::Port;
 use solyx::topology::Mac;
 
-fn agent_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("solyx-agent");
-    bin.exists().then_some(bin)
-}
-
-fn can_run() -> Option<PathBuf> {
-    let reason = if !nix::unistd::Uid::effective().is_root() {
-        "needs root (BPF programs, network namespaces)".to_string()
-    } else if !solyx_agent::ebpf::is_built() {
-        "the agent was built without eBPF programs".to_string()
-    } else {
-        match agent_binary() {
-            Some(bin) => return Some(bin),
-            None => "no solyx-agent binary next to solyx: run `cargo build -p solyx-agent`".into(),
-        }
-    };
-    assert!(
-        std::env::var("SOLYX_REQUIRE_ROOT").as_deref() != Ok("1"),
-        "SOLYX_REQUIRE_ROOT=1 but {reason}"
-    );
-    let _ = writeln!(std::io::stderr(), "skipped serve_ports: {reason}");
-    None
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        o.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let handle = File::open(format!("/run/netns/{ns}")).expect("open netns");
-                nix::sched::setns(handle, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-                f()
-            })
-            .join()
-            .expect("netns thread panicked")
-    })
-}
-
-/// Namespaces, veths, pins and a temp dir; removed by name on drop.
-struct Lab {
-    pid: u32,
-    namespaces: Vec<String>,
-    veths: Vec<(String, String)>,
-    pins: Vec<String>,
-    dir: PathBuf,
-}
-
-impl Lab {
-    fn new(roles: &[&str]) -> Self {
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("sxp{pid}-serve"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut lab = Self {
-            pid,
-            namespaces: Vec::new(),
-            veths: Vec::new(),
-            pins: Vec::new(),
-            dir,
-        };
-        for r in roles {
-            let ns = lab.ns(r);
-            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-            ip(&["netns", "add", &ns]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            lab.namespaces.push(ns);
-        }
-        lab
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("sxp{}-{role}", self.pid)
-    }
-
-    fn dev(&self, end: &str) -> String {
-        format!("sxp{}{end}", self.pid % 100_000)
-    }
-
-    /// A veth between `a` (in `role_a`, MAC `mac_a`) and `b`.
-    fn link(
-        &mut self,
-        (role_a, a, mac_a): (&str, &str, Mac),
-        (role_b, b, mac_b): (&str, &str, Mac),
-    ) {
-        let (ns_a, ns_b) = (self.ns(role_a), self.ns(role_b));
-        let (dev_a, dev_b) = (self.dev(a), self.dev(b));
-        ip(&[
-            "link",
-            "add",
-            &dev_a,
-            "address",
-            &mac_a.to_string(),
-            "netns",
-            &ns_a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &dev_b,
-            "address",
-            &mac_b.to_string(),
-            "netns",
-            &ns_b,
-        ]);
-        self.veths.push((ns_a.clone(), dev_a.clone()));
-        for (ns, dev) in [(&ns_a, &dev_a), (&ns_b, &dev_b)] {
-            let sysctl = format!("net.ipv6.conf.{dev}.disable_ipv6=1");
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, "sysctl", "-q", "-w", &sysctl])
-                .output();
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (ns, dev) in &self.veths {
-            let _ = Command::new("ip")
-                .args(["-n", ns, "link", "del", dev])
-                .output();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-        for p in &self.pins {
-            let _ = solyx_agent::ebpf::remove_instance(
-                Path::new(solyx_agent::ebpf::DEFAULT_PIN_ROOT),
-                p,
-            );
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A child process killed (by its PID) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// `GET path` over HTTP/1.1: the status line and the body.
 fn http_get(addr: &str, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    let out = serve_lab::http_get(addr, path);
     let status = out.lines().next().unwrap_or_default().to_string();
     let body = out
         .split_once("\r\n\r\n")
@@ -246,8 +81,10 @@ fn exchange(from: &UdpSocket, to: &UdpSocket, dst: &str, n: u64) -> u64 {
 
 #[test]
 fn live_ports_list_the_topology_with_the_devices_counters() {
-    let Some(agent) = can_run() else { return };
-    let mut lab = Lab::new(&["s1", "h1", "h2"]);
+    let Some(agent) = can_run("serve_ports") else {
+        return;
+    };
+    let mut lab = Lab::new("sxp", &["s1", "h1", "h2"]);
     let port_mac = Mac::for_port;
     lab.link(
         ("h1", "h1", Mac::for_device(101)),
@@ -257,87 +94,32 @@ fn live_ports_list_the_topology_with_the_devices_counters() {
         ("s1", "a2", port_mac(1, 2)),
         ("h2", "h2", Mac::for_device(102)),
     );
-    // Hosts: an address, a gateway the switch's port MAC stands for (the
-    // fabric answers no ARP), a route to the other host's subnet.
-    for (role, cidr, gw, gw_mac, other) in [
-        (
-            "h1",
-            "10.0.1.1/24",
-            "10.0.1.254",
-            port_mac(1, 1),
-            "10.0.2.0/24",
-        ),
-        (
-            "h2",
-            "10.0.2.2/24",
-            "10.0.2.254",
-            port_mac(1, 2),
-            "10.0.1.0/24",
-        ),
-    ] {
-        let (ns, dev) = (lab.ns(role), lab.dev(role));
-        ip(&["-n", &ns, "addr", "add", cidr, "dev", &dev]);
-        ip(&[
-            "-n",
-            &ns,
-            "neigh",
-            "replace",
-            gw,
-            "lladdr",
-            &gw_mac.to_string(),
-            "dev",
-            &dev,
-            "nud",
-            "permanent",
-        ]);
-        ip(&["-n", &ns, "route", "replace", other, "via", gw, "dev", &dev]);
-    }
+    let gw = |ip, port| (ip, port_mac(1, port));
+    lab.host(
+        "h1",
+        "h1",
+        "10.0.1.1/24",
+        gw("10.0.1.254", 1),
+        "10.0.2.0/24",
+    );
+    lab.host(
+        "h2",
+        "h2",
+        "10.0.2.2/24",
+        gw("10.0.2.254", 2),
+        "10.0.1.0/24",
+    );
 
     let mut agents = Vec::new();
     let mut devices = String::new();
-    for (role, kind, id, ports) in [
-        ("s1", "switch", 1u64, vec!["a1", "a2"]),
-        ("h1", "host", 101, vec!["h1"]),
-        ("h2", "host", 102, vec!["h2"]),
+    for (role, kind, id, ports, extra) in [
+        ("s1", "switch", 1u64, &["a1", "a2"][..], ""),
+        ("h1", "host", 101, &["h1"], ", ip: 10.0.1.1/24"),
+        ("h2", "host", 102, &["h2"], ", ip: 10.0.2.2/24"),
     ] {
-        let instance = format!("sxp{}-{role}", lab.pid);
-        let _ = solyx_agent::ebpf::remove_instance(
-            Path::new(solyx_agent::ebpf::DEFAULT_PIN_ROOT),
-            &instance,
-        );
-        lab.pins.push(instance.clone());
-        let socket = lab.dir.join(format!("{role}.sock"));
-        let mut cmd = Command::new(&agent);
-        cmd.args([
-            kind,
-            "--netns",
-            &lab.ns(role),
-            "--device-id",
-            &id.to_string(),
-        ])
-        .arg("--unix")
-        .arg(&socket)
-        .args(["--instance", &instance])
-        .arg("--state-dir")
-        .arg(lab.dir.join(format!("{role}-state")));
-        for (i, p) in ports.iter().enumerate() {
-            cmd.args(["--port", &format!("{}={}", i + 1, lab.dev(p))]);
-        }
-        let log = File::create(lab.dir.join(format!("{role}.log"))).unwrap();
-        cmd.env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log);
-        agents.push(Proc(cmd.spawn().expect("start solyx-agent")));
-        let role_kind = if kind == "switch" { "fabric" } else { "host" };
-        let addr = match role {
-            "h1" => ", ip: 10.0.1.1/24",
-            "h2" => ", ip: 10.0.2.2/24",
-            _ => "",
-        };
-        devices.push_str(&format!(
-            "  - {{ name: {role}, role: {role_kind}, device_id: {id}{addr}, address: \"unix:{}\" }}\n",
-            socket.display()
-        ));
+        let (proc, line) = lab.agent(&agent, (role, kind, id), ports, extra);
+        agents.push(proc);
+        devices.push_str(&line);
     }
     let topology = lab.dir.join("line.yaml");
     std::fs::write(
@@ -348,39 +130,9 @@ fn live_ports_list_the_topology_with_the_devices_counters() {
         ),
     )
     .unwrap();
-
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_solyx"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(["serve", "--topology"])
-        .arg(&topology)
-        .args([
-            "--int-listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--insecure-no-auth",
-        ])
-        .env("SOLYX_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    let stderr = serve.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap().push(line);
-            }
-        });
-    }
-    let _serve = Proc(serve);
-    let mut api = String::new();
-    BufReader::new(stdout).read_line(&mut api).unwrap();
-    let api = api.trim().trim_start_matches("http://").to_string();
-    let log_text = || log.lock().unwrap().join("\n");
+    let serve = Serve::start(&topology, &[]);
+    let api = serve.api.clone();
+    let log_text = || serve.log_text();
 
     // Before any traffic: the four ports of the file, up, at the links'
     // speed.
@@ -489,5 +241,6 @@ fn live_ports_list_the_topology_with_the_devices_counters() {
     assert!(status.contains(" 200 "), "{status}");
     let s1: Vec<Port> = serde_json::from_str(&body).unwrap();
     assert_eq!(s1.len(), 2, "{s1:#?}");
+    drop(serve);
     drop(agents);
 }
