@@ -13,27 +13,15 @@ use std::process::{Child, Command, Stdio};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 /// A fresh directory under the system temporary directory, removed on
 /// drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("solyx-energy-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("solyx-energy-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A spine over two leaves, one per site: h1 under leafa at site-a, h2
@@ -54,7 +42,7 @@ fn two_sites(dir: &TempDir) -> PathBuf {
          links:\n  - [spine1:1, leafa:1]\n  - [spine1:2, leafb:1]\n\
          \x20 - [leafa:2, h1:1]\n  - [leafb:2, h2:1]\n"
     );
-    let path = dir.join("topo.yaml");
+    let path = dir.path().join("topo.yaml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -111,11 +99,11 @@ fn serve_command(topology: &Path, dir: &TempDir, extra: &[&str]) -> Command {
         "--insecure-no-auth",
     ])
     .arg("--db")
-    .arg(dir.join("state.db"))
+    .arg(dir.path().join("state.db"))
     .arg("--topology")
     .arg(topology)
     .arg("--orchestrator-db")
-    .arg(dir.join("orchestrator.db"))
+    .arg(dir.path().join("orchestrator.db"))
     .args(extra)
     .env_remove("SOLYX_ENERGY_DIR");
     cmd
@@ -197,9 +185,9 @@ const EIGHT_HOURS: &str = "remaining_s=28800";
 
 #[tokio::test]
 async fn energy_files_steer_placement_and_a_price_rise_brings_advice() {
-    let dir = TempDir::new("steer");
+    let dir = temp_dir("steer");
     let topo = two_sites(&dir);
-    let energy = dir.join("energy");
+    let energy = dir.path().join("energy");
     std::fs::create_dir_all(&energy).unwrap();
     write_energy(&energy, &[("Z-A", 40.0, 100.0), ("Z-B", 90.0, 300.0)]);
     let energy_arg = energy.display().to_string();
@@ -339,7 +327,7 @@ async fn energy_files_steer_placement_and_a_price_rise_brings_advice() {
 
 #[tokio::test]
 async fn advice_refuses_bad_input_by_name() {
-    let dir = TempDir::new("bad-query");
+    let dir = temp_dir("bad-query");
     let topo = two_sites(&dir);
     let serve = Serve::start(&topo, &dir, &[]);
     let (s, v) = serve.call(Method::GET, "/v1/jobs/job-9/advice", None).await;
@@ -391,9 +379,9 @@ fn start_fails(topology: &Path, dir: &TempDir, extra: &[&str]) -> String {
 
 #[test]
 fn bad_energy_input_stops_the_server_naming_it() {
-    let dir = TempDir::new("bad-files");
+    let dir = temp_dir("bad-files");
     let topo = two_sites(&dir);
-    let energy = dir.join("energy");
+    let energy = dir.path().join("energy");
     std::fs::create_dir_all(&energy).unwrap();
     let energy_arg = energy.display().to_string();
 

@@ -20,29 +20,17 @@ use solyx::metrics::Metrics;
 use solyx::state::StateStore;
 use solyx::topology::Topology;
 use solyx::workloads::{self, WorkloadsConfig};
+use tempfile::TempDir;
 
 const OPERATOR: &str = "operator-token-0123456789";
 
 /// A fresh directory under the system temporary directory, removed on
 /// drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("solyx-wl-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("solyx-wl-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// topologies/leaf-spine.yaml (2 spines, 4 leaves, 2 hosts per leaf) with
@@ -58,7 +46,7 @@ fn leaf_spine_with_nodes(dir: &TempDir) -> PathBuf {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("  address: 127.0.0.1:") {
             if rest.parse::<u32>().is_ok_and(|p| p >= 50007) {
-                let sock = dir.join(&format!("agent-{rest}.sock"));
+                let sock = dir.path().join(format!("agent-{rest}.sock"));
                 out.push_str(&format!("  address: unix:{}\n", sock.display()));
                 out.push_str(
                     "  node: { cpus: 32, memory: 256GiB, \
@@ -70,7 +58,7 @@ fn leaf_spine_with_nodes(dir: &TempDir) -> PathBuf {
         out.push_str(line);
         out.push('\n');
     }
-    let path = dir.join("leaf-spine.yaml");
+    let path = dir.path().join("leaf-spine.yaml");
     std::fs::write(&path, out).unwrap();
     path
 }
@@ -161,9 +149,9 @@ fn nodes_of(placements: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_ring_allreduce_job_is_placed_under_one_leaf() {
-    let dir = TempDir::new("ring");
+    let dir = temp_dir("ring");
     let topo = leaf_spine_with_nodes(&dir);
-    let api = serve_in_process(&topo, &dir.join("orchestrator.db"));
+    let api = serve_in_process(&topo, &dir.path().join("orchestrator.db"));
     // Eight workers of one GPU: two hosts' worth, and one leaf has two.
     for name in ["ring-a", "ring-b"] {
         let (s, job) = api
@@ -213,9 +201,9 @@ async fn a_ring_allreduce_job_is_placed_under_one_leaf() {
 
 #[tokio::test]
 async fn a_gang_that_cannot_fit_is_refused_and_changes_nothing() {
-    let dir = TempDir::new("gang");
+    let dir = temp_dir("gang");
     let topo = leaf_spine_with_nodes(&dir);
-    let api = serve_in_process(&topo, &dir.join("orchestrator.db"));
+    let api = serve_in_process(&topo, &dir.path().join("orchestrator.db"));
     let (s, _) = api
         .call(Method::POST, "/v1/jobs", Some(ring_job("small", 4)))
         .await;
@@ -284,11 +272,11 @@ impl Serve {
                 "--insecure-no-auth",
             ])
             .arg("--db")
-            .arg(db_dir.join("state.db"))
+            .arg(db_dir.path().join("state.db"))
             .arg("--topology")
             .arg(topology)
             .arg("--orchestrator-db")
-            .arg(db_dir.join("orchestrator.db"))
+            .arg(db_dir.path().join("orchestrator.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -342,7 +330,7 @@ impl Drop for Serve {
 
 #[tokio::test]
 async fn jobs_and_allocations_survive_a_restart_of_the_api() {
-    let dir = TempDir::new("restart");
+    let dir = temp_dir("restart");
     let topo = leaf_spine_with_nodes(&dir);
     let serve = Serve::start(&topo, &dir);
     let (s, job) = serve
@@ -397,13 +385,13 @@ fn agent_binary() -> PathBuf {
 
 #[tokio::test]
 async fn a_node_change_reported_by_its_agent_is_listed_within_a_second() {
-    let dir = TempDir::new("agent");
-    let sock = dir.join("h1.sock");
-    let declare = dir.join("node.yaml");
+    let dir = temp_dir("agent");
+    let sock = dir.path().join("h1.sock");
+    let declare = dir.path().join("node.yaml");
     std::fs::write(&declare, "cpus: 8\nmemory: 16GiB\ngpus: []\n").unwrap();
     // h1's file block declares its GPUs only: CPUs and memory come from
     // the agent; h2 has no block and no agent.
-    let topo = dir.join("topo.yaml");
+    let topo = dir.path().join("topo.yaml");
     std::fs::write(
         &topo,
         format!(
