@@ -562,6 +562,8 @@ class Scenario:
                 subprocess.run(["ip", "link", "set", failed_intf, "up"], check=False)
         recv.send_signal(signal.SIGTERM)
         recv.wait(timeout=10)
+        for proc in (send, recv):
+            proc.stdout.close()
         with open(trace_path) as f:
             trace = json.load(f)
         r = udpseq.analyse(trace, t_fail)
