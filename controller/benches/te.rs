@@ -11,8 +11,11 @@
 //! with the time each takes. Prints ratios to the LP optimum.
 //!
 //! `cargo bench -p solyx --bench te --features lp [-- --data DIR]`.
-//! `SOLYX_TE_ONLY=a,b` keeps the instances whose name contains one of
-//! the words; `SOLYX_TE_MATRICES=n` uses at most n matrices of each.
+//! `SOLYX_TE_ONLY=a,b` keeps the instances whose name or source (as
+//! printed in each instance's first line) contains one of the words, case
+//! aside: `abilene` keeps both Abilene instances, `yates` or `sndlib
+//! abilene` one of them; `SOLYX_TE_MATRICES=n` uses at most n matrices of
+//! each.
 
 #[path = "data_dir.rs"]
 mod data_dir;
@@ -168,7 +171,10 @@ fn load_instances(data: &Path) -> Vec<Instance> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX);
-    out.retain(|i| only.is_empty() || only.iter().any(|w| i.name.to_lowercase().contains(w)));
+    out.retain(|i| {
+        let label = format!("{} {}", i.name, i.source).to_lowercase();
+        only.is_empty() || only.iter().any(|w| label.contains(w.trim()))
+    });
     for i in &mut out {
         i.matrices.truncate(most);
     }
@@ -408,7 +414,8 @@ fn main() {
             }
         );
         println!(
-            "  ours / our certified lower bound: worst {bound_gap:.3} (at most {rounds} rounds){}",
+            "  ours / our certified lower bound: worst {bound_gap:.3} (at most {rounds} round{}){}",
+            if rounds == 1 { "" } else { "s" },
             if r_ours.is_empty() {
                 String::new()
             } else {

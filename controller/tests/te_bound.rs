@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup is a failed test
 
 use proptest::prelude::*;
-use solyx::routing::te::{solve, whole_groups, TeConfig, TeGroup, TeProblem};
+use solyx::routing::te::{quantise, solve, whole_groups, TeConfig, TeGroup, TeProblem};
 
 /// A random instance: `links` links of capacity 1–10, groups with 1–4
 /// paths of 1–4 random links each.
@@ -146,4 +146,140 @@ mod lp {
                 "ours {} lp {lp}", s.max_utilisation);
         }
     }
+}
+
+/// A value from the ones that break naive code: 0, negative, infinite,
+/// NaN, or an ordinary one.
+fn hostile(ordinary: std::ops::Range<f64>) -> impl Strategy<Value = f64> {
+    prop_oneof![
+        6 => ordinary,
+        1 => Just(0.0),
+        1 => Just(-3.0),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NAN),
+    ]
+}
+
+/// Instances with hostile numbers and paths over links that do not
+/// exist or that list a link twice.
+fn hostile_instance() -> impl Strategy<Value = TeProblem> {
+    (1usize..8).prop_flat_map(|links| {
+        let group = (
+            hostile(0.1..5.0),
+            prop::collection::vec(prop::collection::vec(0..links as u32 + 2, 0..4), 0..4),
+        )
+            .prop_map(|(demand, paths)| TeGroup {
+                demand,
+                latency: paths.iter().skip(1).map(|p| p.len() as f64).collect(),
+                paths,
+            });
+        (
+            prop::collection::vec(hostile(1.0..10.0), links),
+            prop::collection::vec(hostile(0.0..2.0), 0..links + 2),
+            prop::collection::vec(group, 0..6),
+        )
+            .prop_map(|(capacity, background, groups)| TeProblem {
+                capacity,
+                background,
+                groups,
+            })
+    })
+}
+
+/// Whether the optimiser may use the path: every link exists, has a
+/// finite positive capacity and appears once.
+fn usable(p: &TeProblem, path: &[u32]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    path.iter().all(|&e| {
+        p.capacity
+            .get(e as usize)
+            .is_some_and(|c| c.is_finite() && *c > 0.0)
+            && seen.insert(e)
+    })
+}
+
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Nothing panics; what the optimiser reports is what the problem's
+    /// own utilisation says of its shares; the bound stays below every
+    /// split over the usable paths; shares are whole steps.
+    #[test]
+    fn hostile_input_never_panics_and_stays_consistent(
+        p in hostile_instance(),
+        granularity in prop_oneof![Just(0u32), Just(1), Just(100), Just(10_000_000)],
+        start_scale in prop_oneof![Just(None), Just(Some(1.0)), Just(Some(1e308))],
+        seed in prop::collection::vec(0.0f64..1.0, 16),
+    ) {
+        let cfg = TeConfig { granularity, iterations: 50, ..TeConfig::default() };
+        let start: Option<Vec<Vec<f64>>> = start_scale.map(|k| {
+            p.groups.iter().map(|g| vec![k; g.paths.len()]).collect()
+        });
+        let s = solve(&p, start.as_deref(), &cfg);
+        prop_assert_eq!(s.shares.len(), p.groups.len());
+        let mlu = p.max_utilisation(&s.shares);
+        prop_assert!(same(s.max_utilisation, mlu), "reported {} real {mlu}", s.max_utilisation);
+        prop_assert!(s.lower_bound.is_finite() && s.lower_bound >= 0.0);
+        prop_assert!(s.lower_bound <= mlu * (1.0 + 1e-9) || mlu.is_nan());
+        let mut k = 0;
+        let random: Vec<Vec<f64>> = p.groups.iter().map(|g| {
+            let v: Vec<f64> = g.paths.iter().map(|path| {
+                k += 1;
+                if usable(&p, path) { seed[k % 16] + 1e-3 } else { 0.0 }
+            }).collect();
+            let sum: f64 = v.iter().sum();
+            v.iter().map(|x| if sum > 0.0 { x / sum } else { 0.0 }).collect()
+        }).collect();
+        let any_usable = p.groups.iter().all(|g| {
+            !(g.demand.is_finite() && g.demand > 0.0) || g.paths.iter().any(|q| usable(&p, q))
+        });
+        if any_usable {
+            let r = p.max_utilisation(&random);
+            prop_assert!(s.lower_bound <= r * (1.0 + 1e-9), "bound {} above {r}", s.lower_bound);
+        }
+        for (x, g) in s.shares.iter().zip(&p.groups) {
+            prop_assert_eq!(x.len(), g.paths.len());
+            prop_assert!(x.iter().all(|v| v.is_finite() && *v >= 0.0), "{:?}", x);
+            if granularity == 100 && g.paths.iter().any(|q| usable(&p, q)) {
+                let steps: f64 = x.iter().map(|v| v * 100.0).sum();
+                prop_assert!((steps - 100.0).abs() < 1e-6, "{:?}", x);
+            }
+        }
+    }
+}
+
+#[test]
+fn quantise_keeps_huge_and_tiny_weights_in_proportion() {
+    assert_eq!(quantise(&[1e308, 1e308], 100), vec![50, 50]);
+    assert_eq!(quantise(&[3e-320, 1e-320], 4), vec![3, 1]);
+    assert_eq!(quantise(&[f64::NAN, 1.0, -1.0], 10), vec![0, 10, 0]);
+    let big = quantise(&[1.0, 1.0, 1.0], u32::MAX);
+    assert_eq!(
+        big.iter().map(|w| u64::from(*w)).sum::<u64>(),
+        u64::from(u32::MAX)
+    );
+}
+
+#[test]
+fn a_path_that_lists_a_link_twice_is_not_used() {
+    let p = TeProblem {
+        capacity: vec![35.0, 95.0, 43.5],
+        background: vec![17.5, 14.2, 0.4],
+        groups: vec![TeGroup {
+            demand: 50.5,
+            paths: vec![vec![1, 1], vec![0, 0, 1], vec![0, 1]],
+            latency: vec![6.9, 6.4, 5.1],
+        }],
+    };
+    let cfg = TeConfig {
+        granularity: 0,
+        ..TeConfig::default()
+    };
+    let s = solve(&p, Some(&[vec![0.17, 0.12, 0.15]]), &cfg);
+    assert_eq!(s.shares, vec![vec![0.0, 0.0, 1.0]]);
+    assert!((s.max_utilisation - p.max_utilisation(&s.shares)).abs() < 1e-12);
 }

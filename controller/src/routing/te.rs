@@ -44,7 +44,10 @@ use std::collections::BinaryHeap;
 pub struct TeGroup {
     /// Demand in bits per second.
     pub demand: f64,
-    /// Each path as link indices into [`TeProblem::capacity`].
+    /// Each path as link indices into [`TeProblem::capacity`]. A path
+    /// over a link that does not exist or has no capacity, or that lists
+    /// a link twice, cannot be used; a group without paths carries
+    /// nothing.
     pub paths: Vec<Vec<u32>>,
     /// Each path's latency (any unit, the same for all groups).
     pub latency: Vec<f64>,
@@ -53,9 +56,11 @@ pub struct TeGroup {
 /// Links and groups.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TeProblem {
-    /// Capacity of each link, bits per second (0: unusable).
+    /// Capacity of each link, bits per second (0, negative, infinite or
+    /// NaN: unusable).
     pub capacity: Vec<f64>,
-    /// Traffic already on each link that the controller does not steer.
+    /// Traffic already on each link that the controller does not steer
+    /// (NaN and negative count as none).
     pub background: Vec<f64>,
     /// The groups.
     pub groups: Vec<TeGroup>,
@@ -64,13 +69,14 @@ pub struct TeProblem {
 /// Optimiser settings.
 #[derive(Debug, Clone)]
 pub struct TeConfig {
-    /// Most rounds (each visits the groups whose paths cross busy links).
+    /// Most rounds, at least one (each visits the groups whose paths
+    /// cross busy links).
     pub iterations: usize,
     /// λ: weight of latency against utilisation (0: ignore latency).
     pub latency_weight: f64,
     /// Stop once the worst utilisation (or, with latency weighed, the
     /// whole objective) is within this fraction of its certified lower
-    /// bound.
+    /// bound (0 or less: only the round limit stops it).
     pub tolerance: f64,
     /// Shares come out as multiples of `1 / granularity`, the way the
     /// devices hold them, so rounding is part of the optimisation (0:
@@ -89,38 +95,86 @@ impl Default for TeConfig {
     }
 }
 
+/// A link's capacity when it can carry traffic: finite and positive.
+fn usable(c: f64) -> Option<f64> {
+    (c.is_finite() && c > 0.0).then_some(c)
+}
+
+/// A demand as it is counted: finite and positive, else none.
+fn clean_demand(d: f64) -> f64 {
+    if d.is_finite() && d > 0.0 {
+        d
+    } else {
+        0.0
+    }
+}
+
+/// Background as it is counted: NaN and negative are none; an infinite
+/// one stays (the link is full).
+fn clean_background(b: f64) -> f64 {
+    if b > 0.0 {
+        b
+    } else {
+        0.0
+    }
+}
+
 impl TeProblem {
     /// Link utilisations for the given shares.
     #[must_use]
     pub fn utilisation(&self, shares: &[Vec<f64>]) -> Vec<f64> {
-        let mut load = self.background.clone();
-        load.resize(self.capacity.len(), 0.0);
+        self.utilisation_and_lost(shares).0
+    }
+
+    /// The largest link utilisation for the given shares: infinite when
+    /// any flow is sent over a link that does not exist.
+    #[must_use]
+    pub fn max_utilisation(&self, shares: &[Vec<f64>]) -> f64 {
+        let (util, lost) = self.utilisation_and_lost(shares);
+        if lost {
+            f64::INFINITY
+        } else {
+            util.into_iter().fold(0.0, f64::max)
+        }
+    }
+
+    /// Link utilisations, counting demands, background and capacities as
+    /// the optimiser does, and whether any flow was sent over a link
+    /// index outside `capacity`.
+    fn utilisation_and_lost(&self, shares: &[Vec<f64>]) -> (Vec<f64>, bool) {
+        let mut load: Vec<f64> = (0..self.capacity.len())
+            .map(|e| clean_background(self.background.get(e).copied().unwrap_or(0.0)))
+            .collect();
+        let mut lost = false;
         for (g, x) in self.groups.iter().zip(shares) {
+            let d = clean_demand(g.demand);
             for (p, share) in g.paths.iter().zip(x) {
-                let f = g.demand * share;
+                let f = if share.is_finite() && *share > 0.0 {
+                    d * share
+                } else {
+                    0.0
+                };
+                if f <= 0.0 {
+                    continue;
+                }
                 for &e in p {
-                    load[e as usize] += f;
+                    match load.get_mut(e as usize) {
+                        Some(l) => *l += f,
+                        None => lost = true,
+                    }
                 }
             }
         }
-        load.iter()
+        let util = load
+            .iter()
             .zip(&self.capacity)
-            .map(|(l, c)| {
-                if *c > 0.0 {
-                    l / c
-                } else if *l > 0.0 {
-                    f64::INFINITY
-                } else {
-                    0.0
-                }
+            .map(|(l, c)| match usable(*c) {
+                Some(c) => l / c,
+                None if *l > 0.0 => f64::INFINITY,
+                None => 0.0,
             })
-            .collect()
-    }
-
-    /// The largest link utilisation for the given shares.
-    #[must_use]
-    pub fn max_utilisation(&self, shares: &[Vec<f64>]) -> f64 {
-        self.utilisation(shares).into_iter().fold(0.0, f64::max)
+            .collect();
+        (util, lost)
     }
 
     /// Equal shares over every path of every group.
@@ -142,7 +196,7 @@ pub struct TeSolution {
     /// The worst link utilisation of `shares`.
     pub max_utilisation: f64,
     /// A certified lower bound: no split of the same demands over the
-    /// same paths has a worst utilisation below this (weak LP duality
+    /// same usable paths has a worst utilisation below this (weak LP duality
     /// with the optimiser's link prices; see the module docs).
     pub lower_bound: f64,
     /// Rounds run.
@@ -223,7 +277,7 @@ pub fn solve(p: &TeProblem, start: Option<&[Vec<f64>]>, cfg: &TeConfig) -> TeSol
     s.flow = best.1;
     s.recompute_loads();
     let mut max_utilisation = best.0;
-    let mut shares = s.shares(p, start);
+    let mut shares = s.shares(p, start, cfg.granularity);
     if cfg.granularity > 0 {
         max_utilisation = s.quantise_into(&mut shares, cfg.granularity);
     }
@@ -279,21 +333,19 @@ impl Flat {
         let inv_cap: Vec<f64> = p
             .capacity
             .iter()
-            .map(|c| {
-                if *c > 0.0 && c.is_finite() {
-                    1.0 / c
-                } else {
-                    0.0
-                }
-            })
+            .map(|c| usable(*c).map_or(0.0, |c| 1.0 / c))
             .collect();
-        let mut background = p.background.clone();
-        background.resize(m, 0.0);
+        let background: Vec<f64> = (0..m)
+            .map(|e| clean_background(p.background.get(e).copied().unwrap_or(0.0)))
+            .collect();
+        // Stamps for finding a link listed twice in one path.
+        let mut seen = vec![0u32; m];
+        let mut stamp = 0u32;
         let lat_ref: f64 = p
             .groups
             .iter()
             .map(|g| {
-                g.demand
+                clean_demand(g.demand)
                     * g.latency
                         .iter()
                         .copied()
@@ -321,21 +373,22 @@ impl Flat {
         };
         for (gi, g) in p.groups.iter().enumerate() {
             f.group_start.push(f.path_start.len());
-            let d = if g.demand.is_finite() && g.demand > 0.0 {
-                g.demand
-            } else {
-                0.0
-            };
-            f.demand.push(d);
+            f.demand.push(clean_demand(g.demand));
             for (pi, path) in g.paths.iter().enumerate() {
                 f.path_start.push(f.links.len());
                 f.path_group.push(gi as u32);
                 let l = g.latency.get(pi).copied().unwrap_or(0.0);
                 let l = if l.is_finite() { l.max(0.0) } else { 0.0 };
                 f.lat.push(latency_weight.max(0.0) * l / lat_ref);
-                let live = path
-                    .iter()
-                    .all(|&e| f.inv_cap.get(e as usize).is_some_and(|c| *c > 0.0));
+                stamp += 1;
+                let live = path.iter().all(|&e| {
+                    let ok = f.inv_cap.get(e as usize).is_some_and(|c| *c > 0.0)
+                        && seen[e as usize] != stamp;
+                    if ok {
+                        seen[e as usize] = stamp;
+                    }
+                    ok
+                });
                 f.live.push(live);
                 f.links.extend_from_slice(path);
                 if live {
@@ -439,10 +492,13 @@ impl<'a> Solver<'a> {
                     0.0
                 }
             };
-            let sum: f64 = paths.clone().map(weight).sum();
-            if sum > 0.0 {
+            // Scaled by the largest first, so huge weights cannot overflow
+            // the sum.
+            let top = paths.clone().map(weight).fold(0.0, f64::max);
+            let sum: f64 = paths.clone().map(|q| weight(q) / top).sum();
+            if top > 0.0 && sum > 0.0 {
                 for q in paths.clone() {
-                    flow[q] = d * weight(q) / sum;
+                    flow[q] = d * (weight(q) / top) / sum;
                 }
             } else {
                 flow[low] = d;
@@ -772,8 +828,9 @@ impl<'a> Solver<'a> {
     }
 
     /// Each group's shares: its flows over its demand; groups the
-    /// optimiser did not place keep `start` (else even shares).
-    fn shares(&self, p: &TeProblem, start: Option<&[Vec<f64>]>) -> Vec<Vec<f64>> {
+    /// optimiser did not place keep `start` (else even shares), in steps
+    /// of `1 / total` unless `total` is 0.
+    fn shares(&self, p: &TeProblem, start: Option<&[Vec<f64>]>, total: u32) -> Vec<Vec<f64>> {
         let start = start.filter(|s| s.len() == p.groups.len());
         (0..p.groups.len())
             .map(|g| {
@@ -782,23 +839,31 @@ impl<'a> Solver<'a> {
                 if d > 0.0 && paths.clone().any(|q| self.f.live[q]) {
                     return paths.map(|q| self.flow[q] / d).collect();
                 }
+                // Not placed (no demand or no usable path): the start
+                // weights, else even shares.
                 let n = paths.len();
                 let mut v: Vec<f64> = start.map(|s| s[g].clone()).unwrap_or_default();
                 v.resize(n, 0.0);
-                let sum: f64 = v.iter().filter(|x| x.is_finite() && **x > 0.0).sum();
-                if sum > 0.0 {
+                let valid = |x: &f64| x.is_finite() && *x > 0.0;
+                let top = v.iter().copied().filter(valid).fold(0.0, f64::max);
+                let mut v: Vec<f64> = if top > 0.0 {
                     v.iter()
-                        .map(|x| {
-                            if x.is_finite() && *x > 0.0 {
-                                x / sum
-                            } else {
-                                0.0
-                            }
-                        })
+                        .map(|x| if valid(x) { x / top } else { 0.0 })
                         .collect()
                 } else {
-                    vec![1.0 / n.max(1) as f64; n]
+                    vec![1.0; n]
+                };
+                if total > 0 {
+                    let unit = 1.0 / f64::from(total);
+                    v = quantise(&v, total)
+                        .into_iter()
+                        .map(|w| f64::from(w) * unit)
+                        .collect();
+                } else {
+                    let sum: f64 = v.iter().sum();
+                    v.iter_mut().for_each(|x| *x /= sum);
                 }
+                v
             })
             .collect()
     }
@@ -834,7 +899,9 @@ impl<'a> Solver<'a> {
             .map(|e| (key(util(self, e)), e as u32))
             .collect();
         let mut moves = 0;
-        let limit = 50 * total as usize + 10 * f.demand.len();
+        // Single steps repair rounding; past a fine granularity more of
+        // them buy nothing, so their number is bounded.
+        let limit = 50 * (total as usize).min(1000) + 10 * f.demand.len();
         while moves < limit {
             let mut busiest = None;
             while let Some(&(k, e)) = heap.peek() {
@@ -935,18 +1002,16 @@ pub fn consolidate(
 /// reaches.
 #[must_use]
 pub fn whole_groups(p: &TeProblem, current: &[Vec<f64>], slack: f64) -> Vec<Vec<f64>> {
-    let mut load = p.background.clone();
-    load.resize(p.capacity.len(), 0.0);
+    let mut load: Vec<f64> = (0..p.capacity.len())
+        .map(|e| clean_background(p.background.get(e).copied().unwrap_or(0.0)))
+        .collect();
+    let demand = |g: usize| clean_demand(p.groups[g].demand);
     let mut order: Vec<usize> = (0..p.groups.len()).collect();
-    order.sort_by(|a, b| {
-        p.groups[*b]
-            .demand
-            .total_cmp(&p.groups[*a].demand)
-            .then(a.cmp(b))
-    });
+    order.sort_by(|a, b| demand(*b).total_cmp(&demand(*a)).then(a.cmp(b)));
     let mut out: Vec<Vec<f64>> = p.groups.iter().map(|g| vec![0.0; g.paths.len()]).collect();
     for gi in order {
         let g = &p.groups[gi];
+        let d = demand(gi);
         if g.paths.is_empty() {
             continue;
         }
@@ -954,13 +1019,9 @@ pub fn whole_groups(p: &TeProblem, current: &[Vec<f64>], slack: f64) -> Vec<Vec<
         let peak = |path: &[u32]| {
             path.iter()
                 .map(|&e| {
-                    let c = p.capacity.get(e as usize).copied().unwrap_or(0.0);
-                    let l = load.get(e as usize).copied().unwrap_or(0.0) + g.demand;
-                    if c > 0.0 {
-                        l / c
-                    } else {
-                        f64::INFINITY
-                    }
+                    let c = p.capacity.get(e as usize).copied().and_then(usable);
+                    let l = load.get(e as usize).copied().unwrap_or(0.0) + d;
+                    c.map_or(f64::INFINITY, |c| l / c)
                 })
                 .fold(0.0, f64::max)
         };
@@ -980,7 +1041,7 @@ pub fn whole_groups(p: &TeProblem, current: &[Vec<f64>], slack: f64) -> Vec<Vec<
         out[gi][pick] = 1.0;
         for &e in &g.paths[pick] {
             if let Some(l) = load.get_mut(e as usize) {
-                *l += g.demand;
+                *l += d;
             }
         }
     }
@@ -992,22 +1053,26 @@ pub fn whole_groups(p: &TeProblem, current: &[Vec<f64>], slack: f64) -> Vec<Vec<
 /// gets nothing: it is below what the group can express.
 #[must_use]
 pub fn quantise(shares: &[f64], total: u32) -> Vec<u32> {
-    let sum: f64 = shares.iter().filter(|s| s.is_finite() && **s > 0.0).sum();
-    if shares.is_empty() || sum <= 0.0 {
+    let valid = |s: &f64| s.is_finite() && *s > 0.0;
+    // Scaled by the largest first, so huge shares cannot overflow the sum.
+    let top = shares.iter().copied().filter(valid).fold(0.0, f64::max);
+    let sum: f64 = shares.iter().filter(|s| valid(s)).map(|s| s / top).sum();
+    if shares.is_empty() || top <= 0.0 || sum <= 0.0 {
         return vec![0; shares.len()];
     }
     let exact: Vec<f64> = shares
         .iter()
         .map(|s| {
-            if s.is_finite() && *s > 0.0 {
-                s / sum * f64::from(total)
+            if valid(s) {
+                (s / top) / sum * f64::from(total)
             } else {
                 0.0
             }
         })
         .collect();
     let mut out: Vec<u32> = exact.iter().map(|e| e.floor() as u32).collect();
-    let mut left = total - out.iter().sum::<u32>();
+    let floor_sum = out.iter().fold(0u32, |a, b| a.saturating_add(*b));
+    let mut left = total.saturating_sub(floor_sum);
     let mut order: Vec<usize> = (0..shares.len()).collect();
     order.sort_by(|a, b| {
         let (ra, rb) = (exact[*a] - exact[*a].floor(), exact[*b] - exact[*b].floor());
@@ -1035,13 +1100,17 @@ pub fn quantise(shares: &[f64], total: u32) -> Vec<u32> {
 pub fn ecmp_loads(nodes: usize, arcs: &[(u32, u32, u64)], demands: &[(u32, u32, f64)]) -> Vec<f64> {
     let mut into: Vec<Vec<usize>> = vec![Vec::new(); nodes];
     let mut out_of: Vec<Vec<usize>> = vec![Vec::new(); nodes];
+    let exists = |v: u32| (v as usize) < nodes;
     for (i, a) in arcs.iter().enumerate() {
-        into[a.1 as usize].push(i);
-        out_of[a.0 as usize].push(i);
+        // Arcs and demands naming a node outside `nodes` are left out.
+        if exists(a.0) && exists(a.1) {
+            into[a.1 as usize].push(i);
+            out_of[a.0 as usize].push(i);
+        }
     }
     let mut by_dst: Vec<Vec<(u32, f64)>> = vec![Vec::new(); nodes];
     for &(s, t, r) in demands {
-        if s != t && r > 0.0 {
+        if s != t && r.is_finite() && r > 0.0 && exists(s) && exists(t) {
             by_dst[t as usize].push((s, r));
         }
     }
@@ -1064,7 +1133,7 @@ pub fn ecmp_loads(nodes: usize, arcs: &[(u32, u32, u64)], demands: &[(u32, u32, 
             order.push(v);
             for &a in &into[v] {
                 let u = arcs[a].0 as usize;
-                let nd = d + arcs[a].2;
+                let nd = d.saturating_add(arcs[a].2);
                 if nd < dist[u] {
                     dist[u] = nd;
                     heap.push(Reverse((nd, u)));
@@ -1085,7 +1154,7 @@ pub fn ecmp_loads(nodes: usize, arcs: &[(u32, u32, u64)], demands: &[(u32, u32, 
                 .copied()
                 .filter(|&a| {
                     let h = arcs[a].1 as usize;
-                    dist[h] != u64::MAX && dist[h] + arcs[a].2 == dist[v]
+                    dist[h] != u64::MAX && dist[h].saturating_add(arcs[a].2) == dist[v]
                 })
                 .collect();
             let share = inflow[v] / next.len().max(1) as f64;
